@@ -1,0 +1,89 @@
+package records
+
+import "time"
+
+// Kind says which family of fields a Record carries.
+type Kind uint8
+
+const (
+	// KindUnknown is the zero Kind: the record was not decoded.
+	KindUnknown Kind = iota
+	// KindHit is one web request: an access-log line, a CloudFront log
+	// record or a clickstream hit.
+	KindHit
+	// KindOrder is one e-commerce order line.
+	KindOrder
+)
+
+// String returns the lower-case name of k.
+func (k Kind) String() string {
+	switch k {
+	case KindHit:
+		return "hit"
+	case KindOrder:
+		return "order"
+	default:
+		return "unknown"
+	}
+}
+
+// Meta locates a record in the stream. The consumer fills it from the
+// Kinesis record; decoders leave it alone.
+type Meta struct {
+	ShardID        string
+	SequenceNumber string
+	// SubSequence is the index of a user record inside a KPL aggregate,
+	// 0 for plain records. (SequenceNumber, SubSequence) is unique.
+	SubSequence  int64
+	PartitionKey string
+	// ArrivalTime is Kinesis' ApproximateArrivalTimestamp.
+	ArrivalTime time.Time
+}
+
+// Record is the one decoded model every processor sees. Hits and orders
+// share it (a flat struct, so decoding allocates nothing per field); Kind
+// says which fields are meaningful. String fields may alias the raw
+// payload and must be copied (strings.Clone) by anything that keeps them
+// beyond the batch.
+type Record struct {
+	Kind Kind
+	// Time is the event time from the payload; zero when the payload had
+	// none. Use EventTime for windowing.
+	Time time.Time
+	Meta Meta
+
+	// Web hit fields.
+	ClientIP  string // as written: IPv4 or IPv6 text
+	Method    string
+	Path      string // request target, query string included
+	Protocol  string
+	Status    int   // 0 when unknown
+	Bytes     int64 // response bytes, 0 for "-"
+	Referer   string
+	UserAgent string
+	Host      string // virtual host, or CloudFront edge location (e.g. FRA53)
+	SessionID string
+	// Event names a clickstream event ("pageview" when the payload does not say).
+	Event string
+
+	// Order fields.
+	InvoiceNo   string
+	StockCode   string
+	Description string
+	Quantity    int64
+	UnitPrice   float64
+	CustomerID  string // "" when the order has none
+	Country     string
+}
+
+// EventTime returns the time windows are computed on: the payload's own
+// timestamp, else the Kinesis arrival time.
+func (r *Record) EventTime() time.Time {
+	if !r.Time.IsZero() {
+		return r.Time
+	}
+	return r.Meta.ArrivalTime
+}
+
+// Reset clears r for reuse, keeping nothing from the previous record.
+func (r *Record) Reset() { *r = Record{} }
