@@ -143,8 +143,16 @@ type DeadLetter struct {
 // checkpoint follows. Implementations retry transient failures with backoff
 // until ctx ends, and report what still failed in the error.
 type (
-	ItemWriter       interface{ WriteItems(ctx context.Context, items []Item) error }
-	Publisher        interface{ Publish(ctx context.Context, msgs []Message) error }
-	MetricWriter     interface{ WriteMetrics(ctx context.Context, data []Datum) error }
-	DeadLetterWriter interface{ WriteDeadLetters(ctx context.Context, dls []DeadLetter) error }
+	ItemWriter interface {
+		WriteItems(ctx context.Context, items []Item) error
+	}
+	Publisher interface {
+		Publish(ctx context.Context, msgs []Message) error
+	}
+	MetricWriter interface {
+		WriteMetrics(ctx context.Context, data []Datum) error
+	}
+	DeadLetterWriter interface {
+		WriteDeadLetters(ctx context.Context, dls []DeadLetter) error
+	}
 )
