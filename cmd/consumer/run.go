@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardwatch/shardwatch/internal/awsenv"
+	"github.com/shardwatch/shardwatch/internal/config"
+	"github.com/shardwatch/shardwatch/internal/engine"
+	"github.com/shardwatch/shardwatch/internal/ops"
+	"github.com/shardwatch/shardwatch/pkg/checkpoint"
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	var enc zapcore.Encoder
+	if format == "console" {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// runWorker wires configuration, AWS clients, the lease store, sinks and
+// processors, then runs the engine until ctx ends.
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush of stderr
+
+	// Build every processor before touching AWS, so a bad setting stops
+	// start-up at once with the field named.
+	app := processors.AppInfo{
+		App: cfg.App, Stream: cfg.Stream, Namespace: cfg.Metrics.Namespace, AlarmTopicARN: cfg.Alarms.TopicARN,
+		Tables:    processors.Tables{Results: cfg.Tables.Results, Counters: cfg.Tables.Counters, Alarms: cfg.Tables.Alarms, DeadLetter: cfg.Tables.DeadLetter},
+		Retention: cfg.Retention,
+	}
+	named, err := buildProcessors(cfg, app)
+	if err != nil {
+		return err
+	}
+	format, err := records.ParseFormat(cfg.Format)
+	if err != nil {
+		return &config.FieldError{Field: "format", Reason: err.Error()}
+	}
+
+	awsCfg, err := awsenv.Load(ctx, cfg.Region)
+	if err != nil {
+		return err
+	}
+	kc := kinesis.NewFromConfig(awsCfg)
+	ddb := dynamodb.NewFromConfig(awsCfg)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := engine.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+
+	sinks, closeSinks, err := buildSinks(cfg, awsCfg, ddb, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
+
+	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStore()
+	leases, err := checkpoint.New(storeCtx, checkpoint.Config{
+		TableName:    cfg.Tables.Leases,
+		WorkerID:     cfg.WorkerID,
+		FailoverTime: cfg.FailoverTime,
+		SnapshotTTL:  cfg.ShardSync / 2,
+	}, ddb, kc, log.Named("leases"))
+	if err != nil {
+		return err
+	}
+
+	var audit *engine.AuditLog
+	if cfg.AuditLog != "" {
+		if audit, err = engine.OpenAuditLog(cfg.AuditLog); err != nil {
+			return err
+		}
+		defer audit.Close()
+	}
+
+	ecfg := engine.Config{
+		App: cfg.App, Stream: cfg.Stream, Region: cfg.Region, WorkerID: cfg.WorkerID,
+		InitialPosition: cfg.InitialPosition,
+		ShardSync:       cfg.ShardSync, FailoverTime: cfg.FailoverTime, LeaseRenew: cfg.FailoverTime / 4,
+		PollInterval: cfg.PollInterval, MaxLeases: cfg.MaxLeases, MaxRecords: cfg.MaxRecords,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Pipeline: processors.Config{
+			Stream:     cfg.Stream,
+			Processors: named,
+			NewDecoder: func() (processors.Decoder, error) { return records.NewDecoder(format) },
+			Skip:       func(err error) bool { return errors.Is(err, records.ErrHeader) },
+			Sinks:      sinks.pipeline,
+			Store:      sinks.store,
+			Clock:      wallClock{},
+			Logger:     log,
+		},
+	}
+	if cfg.InitialPosition == "AT_TIMESTAMP" {
+		ecfg.InitialTimestamp, _ = cfg.InitialTime()
+	}
+	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leases, Metrics: metrics, Logger: log, Audit: audit})
+	if err != nil {
+		return err
+	}
+
+	checks := []ops.Check{
+		{Name: "engine", Run: func(context.Context) error {
+			select {
+			case <-w.Started():
+				return nil
+			default:
+				return errors.New("not started")
+			}
+		}},
+		{Name: "kinesis", Run: func(ctx context.Context) error {
+			_, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(cfg.Stream)})
+			return err
+		}},
+		{Name: "dynamodb", Run: func(ctx context.Context) error {
+			_, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(cfg.Tables.Leases)})
+			return err
+		}},
+	}
+	srv := ops.New(cfg.OpsAddr, reg, checks, metrics.UpdateCheckpointAge, log)
+
+	log.Info("starting worker", zap.String("stream", cfg.Stream), zap.String("app", cfg.App),
+		zap.String("worker_id", cfg.WorkerID), zap.Int("processors", len(named)), zap.String("ops_addr", cfg.OpsAddr))
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	g := new(errgroup.Group)
+	g.Go(func() error { return srv.Serve(opsCtx) })
+	err = w.Run(ctx)
+	stopOps()
+	if oerr := g.Wait(); oerr != nil && err == nil {
+		err = oerr
+	}
+	return err
+}
+
+func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.Named, error) {
+	reg, err := processors.NewRegistry(builtin.Plugins()...)
+	if err != nil {
+		return nil, err
+	}
+	var out []processors.Named
+	for _, p := range cfg.ProcessorList() {
+		f, err := reg.Build(p.Name, p.Settings, app)
+		if err != nil {
+			return nil, fmt.Errorf("config: processors.%s: %w", p.Name, err)
+		}
+		out = append(out, processors.Named{Name: p.Name, Factory: f})
+	}
+	return out, nil
+}
+
+var _ = os.Stdout
+var _ = sns.NewFromConfig
+var _ = cloudwatch.NewFromConfig

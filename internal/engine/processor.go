@@ -1,0 +1,255 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+	"go.uber.org/zap"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+// shardProcessor adapts one shard lease of the engine to a
+// processors.ShardPipeline. The engine calls it from the shard's single
+// goroutine; only the lease-loss watcher runs beside it.
+type shardProcessor struct {
+	w   *Worker
+	log *zap.Logger
+
+	shardID  string
+	pipe     *processors.ShardPipeline
+	ctx      context.Context // cancelled on lease loss or hard stop
+	cancel   context.CancelFunc
+	lostOnce sync.Once
+	lost     chan struct{} // closed when this tenure must stop
+	raws     []processors.Raw
+	// pending is the last sequence processed but not yet checkpointed
+	// (only set when a checkpoint failed transiently).
+	pending string
+}
+
+// Initialize is called once the engine holds the lease.
+func (p *shardProcessor) Initialize(in *kcl.InitializationInput) {
+	p.shardID = in.ShardId
+	p.log = p.w.log.With(zap.String("shard_id", p.shardID))
+	p.lost = make(chan struct{})
+	p.ctx, p.cancel = context.WithCancel(p.w.baseCtx)
+	if p.w.leases != nil {
+		if ch := p.w.leases.Lost(p.shardID); ch != nil {
+			go p.watch(ch)
+		}
+	}
+	p.w.metrics.leaseStarted(p.shardID)
+	p.log.Info("lease started", zap.String("checkpoint", aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)))
+	p.open()
+}
+
+// watch turns the store's lease-loss signal into a cancelled context so a
+// batch stuck retrying a sink stops at once.
+func (p *shardProcessor) watch(ch <-chan struct{}) {
+	select {
+	case <-ch:
+		p.markLost("lease lost")
+	case <-p.lost:
+	}
+}
+
+func (p *shardProcessor) markLost(why string) {
+	p.lostOnce.Do(func() {
+		p.log.Warn("stopping shard without checkpoint", zap.String("reason", why))
+		p.w.metrics.leaseLost(p.shardID)
+		close(p.lost)
+		p.cancel()
+	})
+}
+
+func (p *shardProcessor) isLost() bool {
+	select {
+	case <-p.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// open builds the pipeline; on failure the next batch tries again (the
+// records are not checkpointed meanwhile, so nothing is skipped).
+func (p *shardProcessor) open() bool {
+	if p.pipe != nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.w.cfg.OpenTimeout)
+	defer cancel()
+	pipe, err := processors.Open(ctx, p.w.cfg.Pipeline, processors.Shard{Stream: p.w.cfg.Stream, ShardID: p.shardID, WorkerID: p.w.cfg.WorkerID})
+	if err != nil {
+		p.log.Error("open pipeline", zap.Error(err))
+		return false
+	}
+	p.pipe = pipe
+	return true
+}
+
+// ProcessRecords runs one GetRecords batch through the pipeline and
+// checkpoints its end once every result is durably written.
+func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	if p.isLost() {
+		return
+	}
+	p.w.metrics.behind(p.shardID, in.MillisBehindLatest)
+	if !p.open() {
+		p.giveUp("pipeline did not start")
+		return
+	}
+	p.raws = toRaw(p.raws[:0], p.shardID, in.Records)
+	var err error
+	if len(p.raws) == 0 {
+		err = p.pipe.Tick(p.ctx)
+	} else {
+		p.w.metrics.recordsIn(p.shardID, len(p.raws))
+		err = p.pipe.Process(p.ctx, p.raws)
+	}
+	if err != nil {
+		if p.isLost() {
+			return
+		}
+		// The batch's results are not durable and the processors' state
+		// already holds it: drop this tenure and restart from the last
+		// checkpoint, where restored partials make the replay exact.
+		p.log.Error("batch failed", zap.Error(err))
+		p.giveUp("batch failed")
+		return
+	}
+	if len(p.raws) == 0 && p.pending == "" {
+		return
+	}
+	seq := p.pending
+	if len(p.raws) > 0 {
+		seq = p.raws[len(p.raws)-1].Meta.SequenceNumber
+		if err := p.w.audit(p.ctx, p.raws, p.w.cfg.WorkerID); err != nil {
+			p.log.Error("audit log", zap.Error(err))
+			p.giveUp("audit log failed")
+			return
+		}
+	}
+	p.checkpoint(in.Checkpointer, &seq)
+}
+
+func (p *shardProcessor) checkpoint(c kcl.IRecordProcessorCheckpointer, seq *string) {
+	start := time.Now()
+	err := c.Checkpoint(seq)
+	if err == nil {
+		p.pending = ""
+		p.w.metrics.checkpointed(p.shardID, time.Since(start))
+		return
+	}
+	if p.w.leases != nil && p.w.leases.IsLeaseLost(err) {
+		p.markLost("checkpoint rejected: lease lost")
+		p.closePipe(processors.LeaseLost)
+		return
+	}
+	// A transient failure: results are durable, so the next batch's
+	// checkpoint covers this one.
+	if seq != nil {
+		p.pending = *seq
+	}
+	p.log.Warn("checkpoint failed; will retry with the next batch", zap.Error(err))
+}
+
+// giveUp discards this tenure and releases the lease so the shard restarts
+// from its last checkpoint (on this worker or another) instead of stalling.
+func (p *shardProcessor) giveUp(why string) {
+	p.markLost(why)
+	p.closePipe(processors.LeaseLost)
+	if p.w.leases != nil {
+		if err := p.w.leases.Release(p.shardID); err != nil {
+			p.log.Warn("release after failure", zap.Error(err))
+		}
+	}
+}
+
+func (p *shardProcessor) closePipe(reason processors.Reason) error {
+	if p.pipe == nil {
+		return nil
+	}
+	ctx := p.ctx
+	if reason == processors.LeaseLost {
+		ctx = context.WithoutCancel(p.ctx)
+	}
+	err := p.pipe.Close(ctx, reason)
+	p.pipe = nil
+	return err
+}
+
+// Shutdown ends the tenure: TERMINATE (shard closed and fully read) writes
+// final results and checkpoints SHARD_END so children can start;
+// REQUESTED (worker stopping) writes partials and checkpoints; ZOMBIE
+// discards.
+func (p *shardProcessor) Shutdown(in *kcl.ShutdownInput) {
+	defer p.w.metrics.leaseEnded(p.shardID)
+	defer p.markLost("shutdown")
+	if p.isLost() {
+		p.closePipe(processors.LeaseLost)
+		return
+	}
+	switch in.ShutdownReason {
+	case kcl.TERMINATE:
+		if !p.open() {
+			return
+		}
+		if err := p.closePipe(processors.ShardEnded); err != nil {
+			p.log.Error("close at shard end; SHARD_END not written", zap.Error(err))
+			return
+		}
+		p.checkpoint(in.Checkpointer, nil)
+		p.log.Info("shard ended", zap.Bool("lost", p.isLost()))
+	case kcl.REQUESTED:
+		if err := p.closePipe(processors.Shutdown); err != nil {
+			p.log.Error("close at shutdown", zap.Error(err))
+			return
+		}
+		if p.pending != "" {
+			seq := p.pending
+			p.checkpoint(in.Checkpointer, &seq)
+		}
+		p.log.Info("lease handed over")
+	default:
+		p.closePipe(processors.LeaseLost)
+	}
+}
+
+// toRaw converts the engine's records, numbering the user records of a KPL
+// aggregate (they share one sequence number) so every record has a unique
+// (SequenceNumber, SubSequence) position.
+func toRaw(dst []processors.Raw, shardID string, recs []types.Record) []processors.Raw {
+	var prev string
+	var sub int64
+	for i := range recs {
+		r := &recs[i]
+		seq := aws.ToString(r.SequenceNumber)
+		if i > 0 && seq == prev {
+			sub++
+		} else {
+			sub = 0
+		}
+		prev = seq
+		dst = append(dst, processors.Raw{
+			Data: r.Data,
+			Meta: records.Meta{
+				ShardID:        shardID,
+				SequenceNumber: seq,
+				SubSequence:    sub,
+				PartitionKey:   aws.ToString(r.PartitionKey),
+				ArrivalTime:    aws.ToTime(r.ApproximateArrivalTimestamp),
+			},
+		})
+	}
+	return dst
+}
+
+var errStopped = errors.New("worker stopped")

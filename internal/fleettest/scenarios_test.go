@@ -1,0 +1,350 @@
+package fleettest
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+const (
+	failover = 6 * time.Second // failover_time in env.config
+	syncInt  = time.Second     // shard_sync_interval in env.config
+)
+
+// a. 4 shards, 2 workers, 20,000 records: every record processed, leases
+// split 2/2.
+func TestTwoWorkersShareFourShards(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4)
+	cfg := e.config("")
+	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
+	want := e.put(20000, "a")
+	got := e.waitProcessed(want, 90*time.Second, w1, w2)
+	missing, dups := coverage(want, got)
+	t.Logf("20,000 records: missing %d, duplicates %d", missing, dups)
+	var l1, l2 []string
+	waitFor(t, 20*time.Second, "leases split 2/2", func() bool {
+		ls := e.leases()
+		l1, l2 = owned(ls, "w1"), owned(ls, "w2")
+		return len(l1) == 2 && len(l2) == 2
+	})
+	t.Logf("leases: w1 %v, w2 %v", l1, l2)
+	if dups != 0 {
+		t.Errorf("%d duplicates without any fault", dups)
+	}
+}
+
+// b. SIGKILL one worker mid-stream: the survivor resumes its shards within
+// failover time + 2 sync intervals; nothing lost.
+func TestKilledWorkerShardsResume(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4)
+	cfg := e.config("")
+	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
+	want := e.put(4000, "b1")
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	waitFor(t, 20*time.Second, "leases split 2/2", func() bool {
+		ls := e.leases()
+		return len(owned(ls, "w1")) == 2 && len(owned(ls, "w2")) == 2
+	})
+	victim := owned(e.leases(), "w2")
+	if err := w2.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-w2.done
+	for p := range e.put(4000, "b2") {
+		want[p] = true
+	}
+	took := waitFor(t, 40*time.Second, "survivor owns every shard", func() bool {
+		return len(owned(e.leases(), "w1")) == 4
+	})
+	t.Logf("SIGKILL failover: survivor leased %v %s after the kill (failover_time %s, sync %s)", victim, took, failover, syncInt)
+	got := e.waitProcessed(want, 60*time.Second, w1, w2)
+	resumed := time.Since(killed)
+	missing, dups := coverage(want, got)
+	t.Logf("after SIGKILL: 8,000 records, missing %d, duplicates %d (re-processed after the last checkpoint), all processed %s after the kill", missing, dups, resumed)
+	if limit := failover + 2*syncInt + time.Second; took > limit {
+		t.Errorf("takeover took %s; want <= %s (failover + 2 sync intervals + 1 s scan/jitter slack)", took, limit)
+	}
+}
+
+// c. SIGTERM one worker: its shards are taken over within 3 s of the
+// release; zero duplicates.
+func TestGracefulHandover(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4)
+	cfg := e.config("")
+	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
+	want := e.put(4000, "c1")
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	waitFor(t, 20*time.Second, "leases split 2/2", func() bool {
+		ls := e.leases()
+		return len(owned(ls, "w1")) == 2 && len(owned(ls, "w2")) == 2
+	})
+	if err := w2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	termAt := time.Now()
+	select {
+	case <-w2.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not exit within 30 s of SIGTERM")
+	}
+	exitTook := time.Since(termAt)
+	if w2.err != nil {
+		t.Errorf("worker exited with %v after SIGTERM; want a clean exit", w2.err)
+	}
+	released := time.Now()
+	took := waitFor(t, 15*time.Second, "survivor owns every shard", func() bool {
+		return len(owned(e.leases(), "w1")) == 4
+	})
+	t.Logf("SIGTERM: worker drained and exited in %s; shards taken over %s after the release", exitTook, took)
+	if took > 3*time.Second {
+		t.Errorf("takeover took %s after release; want <= 3s", took)
+	}
+	_ = released
+	for p := range e.put(4000, "c2") {
+		want[p] = true
+	}
+	got := e.waitProcessed(want, 60*time.Second, w1, w2)
+	missing, dups := coverage(want, got)
+	t.Logf("graceful handover: missing %d, duplicates %d", missing, dups)
+	if dups != 0 {
+		t.Errorf("%d duplicates after a graceful handover; want 0", dups)
+	}
+}
+
+// d. Zombie: a worker stopped past its lease expiry loses its shards; when
+// it resumes, its checkpoint writes fail and the new owner's are intact.
+func TestZombieCannotCheckpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2)
+	cfg := e.config("")
+	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
+	want := e.put(2000, "d1")
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	waitFor(t, 20*time.Second, "one lease each", func() bool {
+		ls := e.leases()
+		return len(owned(ls, "w1")) == 1 && len(owned(ls, "w2")) == 1
+	})
+	if err := w2.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 40*time.Second, "w1 takes the stopped worker's shard", func() bool {
+		return len(owned(e.leases(), "w1")) == 2
+	})
+	t.Logf("zombie: shard taken over %s after SIGSTOP", took)
+	for p := range e.put(2000, "d2") {
+		want[p] = true
+	}
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	before := e.leases()
+	if err := w2.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the zombie notices its lease is lost", func() bool {
+		return strings.Contains(w2.logs(), "lease lost") || strings.Contains(w2.logs(), "stopping shard without checkpoint")
+	})
+	for p := range e.put(1000, "d3") {
+		want[p] = true
+	}
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	after := e.leases()
+	for id, b := range before {
+		a := after[id]
+		if a.owner != "w1" {
+			t.Errorf("shard %s owner %q after the zombie resumed; want w1", id, a.owner)
+		}
+		if cmpSeq(a.checkpoint, b.checkpoint) < 0 {
+			t.Errorf("shard %s checkpoint moved backwards: %s -> %s", id, b.checkpoint, a.checkpoint)
+		}
+	}
+	if w2.exited() {
+		t.Errorf("zombie worker exited (%v); it should keep running and may take new leases", w2.err)
+	}
+}
+
+func cmpSeq(a, b string) int {
+	x, okx := new(big.Int).SetString(a, 10)
+	y, oky := new(big.Int).SetString(b, 10)
+	if !okx || !oky {
+		return strings.Compare(a, b)
+	}
+	return x.Cmp(y)
+}
+
+// e. Two workers started at the same instant on a new application both run
+// (the engine's own CreateTable race makes one exit).
+func TestSimultaneousStartOnNewApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4)
+	cfg := e.config("")
+	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
+	want := e.put(1000, "e")
+	e.waitProcessed(want, 60*time.Second, w1, w2)
+	waitFor(t, 20*time.Second, "both workers hold leases", func() bool {
+		ls := e.leases()
+		return len(owned(ls, "w1")) >= 1 && len(owned(ls, "w2")) >= 1
+	})
+	if w1.exited() || w2.exited() {
+		t.Fatalf("a worker exited: w1 %v, w2 %v", w1.err, w2.err)
+	}
+}
+
+// f. SplitShard mid-stream: the children are processed only after the
+// parent reached SHARD_END; nothing is lost.
+func TestSplitShardParentFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	cfg := e.config("")
+	w1 := e.start(cfg, "w1")
+	want := e.put(1500, "f1")
+	e.waitProcessed(want, 60*time.Second, w1)
+	ctx := context.Background()
+	shards, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := aws.ToString(shards.Shards[0].ShardId)
+	// Records written right before the split stay in the parent; make sure
+	// some of them are not processed yet when it closes.
+	for p := range e.put(1500, "f2") {
+		want[p] = true
+	}
+	mid := new(big.Int).Lsh(big.NewInt(1), 127).String()
+	if _, err := e.kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: aws.String(parent), NewStartingHashKey: aws.String(mid)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "stream ACTIVE after split", func() bool {
+		out, err := e.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+	for p := range e.put(3000, "f3") {
+		want[p] = true
+	}
+	got := e.waitProcessed(want, 90*time.Second, w1)
+	missing, dups := coverage(want, got)
+	t.Logf("split: missing %d, duplicates %d", missing, dups)
+	if l := e.leases()[parent]; l.checkpoint != "SHARD_END" {
+		t.Errorf("parent checkpoint %q; want SHARD_END", l.checkpoint)
+	}
+	// In the one worker's audit log no child record may come before the
+	// parent's last record.
+	f, err := os.Open(w1.audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	lastParent, firstChild, line := -1, -1, 0
+	for sc.Scan() {
+		shard := strings.Fields(sc.Text())[0]
+		if shard == parent {
+			lastParent = line
+		} else if firstChild < 0 {
+			firstChild = line
+		}
+		line++
+	}
+	if firstChild < 0 || firstChild < lastParent {
+		t.Errorf("first child record at line %d, last parent record at line %d; children must start after the parent ended", firstChild, lastParent)
+	}
+}
+
+// g. The KPL-aggregated records are processed as exactly 600 user records.
+func TestKPLAggregatesProcessedAsUserRecords(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join("..", "..", "..", "shared", "data", "kpl", "aws-kinesis-agg_apache_logs_vectors.json")
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		t.Skip("../shared/data is not present")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vec struct {
+		Vectors []struct {
+			Aggregated []struct {
+				PartitionKey    string  `json:"partitionKey"`
+				ExplicitHashKey *string `json:"explicitHashKey"`
+				DataB64         string  `json:"data_b64"`
+			} `json:"aggregated_records"`
+		} `json:"vectors"`
+	}
+	if err := json.Unmarshal(data, &vec); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, 2)
+	w1 := e.start(e.config(""), "w1")
+	want := map[pos]bool{}
+	for _, v := range vec.Vectors {
+		for _, a := range v.Aggregated {
+			raw, err := base64.StdEncoding.DecodeString(a.DataB64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := &kinesis.PutRecordInput{StreamName: aws.String(e.stream), Data: raw, PartitionKey: aws.String(a.PartitionKey)}
+			if a.ExplicitHashKey != nil && *a.ExplicitHashKey != "None" {
+				in.ExplicitHashKey = a.ExplicitHashKey
+			}
+			out, err := e.kc.PutRecord(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for sub := int64(0); sub < 50; sub++ {
+				want[pos{aws.ToString(out.ShardId), aws.ToString(out.SequenceNumber), sub}] = true
+			}
+		}
+	}
+	if len(want) != 600 {
+		t.Fatalf("expected 600 user records from the vectors, built %d", len(want))
+	}
+	got := e.waitProcessed(want, 60*time.Second, w1)
+	if len(got) != 600 {
+		t.Errorf("processed %d distinct positions; want exactly 600", len(got))
+	}
+	if dl := jsonLines(t, filepath.Join(e.dir, "deadletter.jsonl")); len(dl) != 0 {
+		t.Errorf("%d user records were dead-lettered; want 0 (first: %v)", len(dl), dl[0])
+	}
+}
+
+// h. A config with an unknown key, and one with an invalid value, each fail
+// at start with the field named.
+func TestBadConfigFailsAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, body, field string }{
+		{"unknown key", "stream: s\napp: a\nshard_sync: 2s\n", "shard_sync"},
+		{"invalid value", "stream: s\napp: a\ninitial_position: EARLIEST\n", "initial_position"},
+		{"unknown processor", "stream: s\napp: a\nprocessors:\n  nosuch: {}\n", "nosuch"},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+		if err := os.WriteFile(p, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := exec.CommandContext(ctx, consumerBin, "run", "--config", p).CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Errorf("%s: consumer started; want a start-up error", tc.name)
+			continue
+		}
+		if !strings.Contains(string(out), tc.field) {
+			t.Errorf("%s: error output %q does not name %q", tc.name, out, tc.field)
+		}
+	}
+}

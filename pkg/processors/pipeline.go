@@ -1,0 +1,439 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+// Decoder turns one payload into a Record. records.Decoder satisfies it.
+type Decoder interface {
+	Decode(data []byte, r *records.Record) error
+}
+
+// Raw is one user record as read from the stream (after KPL
+// de-aggregation), before decoding.
+type Raw struct {
+	Data []byte
+	Meta records.Meta
+}
+
+// Named pairs a processor factory with the name used in config and logs.
+type Named struct {
+	Name    string
+	Factory Factory
+}
+
+// Sinks are where a pipeline's outputs go. Nil members discard their kind
+// of output (and count it), so a pipeline can run without, say, SNS.
+type Sinks struct {
+	Items       ItemWriter
+	Messages    Publisher
+	Metrics     MetricWriter
+	DeadLetters DeadLetterWriter
+}
+
+// Hooks observe a pipeline without it knowing about any metrics library.
+// Every member is optional.
+type Hooks struct {
+	// Decoded counts records decoded successfully; DeadLettered counts
+	// records sent to the dead-letter sink, by reason class.
+	Decoded      func(shard string, n int)
+	DeadLettered func(shard, class string, n int)
+	// ProcessorLatency reports the time one processor spent on one batch.
+	ProcessorLatency func(processor string, d time.Duration)
+	// SinkRetry reports a failed write attempt that will be retried.
+	SinkRetry func(sink string, err error)
+}
+
+// Config builds per-shard pipelines. It is shared by all shards of a worker.
+type Config struct {
+	Stream     string
+	Processors []Named
+	// NewDecoder returns a decoder for one shard (decoders may keep state,
+	// such as a CloudFront #Fields header).
+	NewDecoder func() (Decoder, error)
+	// Skip reports decode errors that are not bad input (headers): the
+	// record is skipped without dead-lettering.
+	Skip   func(error) bool
+	Sinks  Sinks
+	Store  Store
+	Clock  Clock
+	Logger *zap.Logger
+	Hooks  Hooks
+	// MaxOutputs bounds what one batch may emit (default 1,000,000).
+	MaxOutputs int
+	// RetryBackoff bounds the wait between sink write attempts (default
+	// 100 ms doubling to 5 s).
+	RetryMin, RetryMax time.Duration
+	// Sleep waits between retries; tests replace it. Default: timer + ctx.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// ErrOutputOverflow is returned when processors emit more than MaxOutputs
+// results for one batch.
+var ErrOutputOverflow = errors.New("processors emitted more results than the per-batch bound")
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	if out.MaxOutputs <= 0 {
+		out.MaxOutputs = 1_000_000
+	}
+	if out.RetryMin <= 0 {
+		out.RetryMin = 100 * time.Millisecond
+	}
+	if out.RetryMax <= 0 {
+		out.RetryMax = 5 * time.Second
+	}
+	if out.Sleep == nil {
+		out.Sleep = sleepCtx
+	}
+	if out.Logger == nil {
+		out.Logger = zap.NewNop()
+	}
+	if out.Skip == nil {
+		out.Skip = func(error) bool { return false }
+	}
+	return out
+}
+
+// Validate reports a Config that cannot build pipelines.
+func (c *Config) Validate() error {
+	switch {
+	case c.Stream == "":
+		return errors.New("pipeline: stream is empty")
+	case c.NewDecoder == nil:
+		return errors.New("pipeline: no decoder")
+	case c.Clock == nil:
+		return errors.New("pipeline: no clock")
+	}
+	for i, p := range c.Processors {
+		if p.Name == "" || p.Factory == nil {
+			return fmt.Errorf("pipeline: processor %d has no name or factory", i)
+		}
+	}
+	return nil
+}
+
+// ShardPipeline runs every configured processor over one shard lease. It is
+// not safe for concurrent use: the engine calls it from the shard's one
+// goroutine.
+type ShardPipeline struct {
+	cfg     Config
+	shard   Shard
+	log     *zap.Logger
+	dec     Decoder
+	procs   []Named
+	insts   []Processor
+	out     batchEmitter
+	recs    []records.Record
+	dls     []DeadLetter
+	closed  bool
+	lastSeq string
+}
+
+// Open starts a pipeline for a newly leased shard: it builds one processor
+// instance per configured factory (they restore their state here).
+func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	dec, err := cfg.NewDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: decoder: %w", shard.ShardID, err)
+	}
+	p := &ShardPipeline{
+		cfg:   cfg,
+		shard: shard,
+		log:   cfg.Logger.With(zap.String("shard_id", shard.ShardID)),
+		dec:   dec,
+		procs: cfg.Processors,
+		out:   batchEmitter{max: cfg.MaxOutputs},
+	}
+	for _, n := range cfg.Processors {
+		env := Env{Shard: shard, Logger: p.log.With(zap.String("processor", n.Name)), Clock: cfg.Clock, Store: cfg.Store}
+		inst, err := n.Factory(ctx, env)
+		if err != nil {
+			p.closeStarted(ctx)
+			return nil, fmt.Errorf("shard %s: start processor %s: %w", shard.ShardID, n.Name, err)
+		}
+		p.insts = append(p.insts, inst)
+	}
+	return p, nil
+}
+
+// closeStarted discards processors that started before one failed.
+func (p *ShardPipeline) closeStarted(ctx context.Context) {
+	var discard batchEmitter
+	discard.max = p.cfg.MaxOutputs
+	for _, inst := range p.insts {
+		_ = inst.Close(ctx, LeaseLost, &discard)
+	}
+}
+
+// Process decodes and processes one batch, then writes everything the
+// processors emitted. When it returns nil the batch may be checkpointed.
+// A non-nil error means the batch's results are not durable: do not
+// checkpoint (the lease should be given up or the worker stopped).
+func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
+	if p.closed {
+		return errors.New("pipeline closed")
+	}
+	p.recs = p.recs[:0]
+	p.dls = p.dls[:0]
+	for i := range batch {
+		raw := &batch[i]
+		if len(p.recs) == cap(p.recs) {
+			p.recs = append(p.recs, records.Record{})
+		} else {
+			p.recs = p.recs[:len(p.recs)+1]
+		}
+		r := &p.recs[len(p.recs)-1]
+		r.Reset()
+		if err := p.dec.Decode(raw.Data, r); err != nil {
+			p.recs = p.recs[:len(p.recs)-1]
+			if p.cfg.Skip(err) {
+				continue
+			}
+			p.dls = append(p.dls, DeadLetter{
+				Stream: p.shard.Stream, ShardID: raw.Meta.ShardID, Sequence: raw.Meta.SequenceNumber,
+				SubSequence: raw.Meta.SubSequence, PartitionKey: raw.Meta.PartitionKey,
+				ArrivalTime: raw.Meta.ArrivalTime, Reason: err.Error(), Data: raw.Data,
+			})
+			continue
+		}
+		r.Meta = raw.Meta
+	}
+	if h := p.cfg.Hooks.Decoded; h != nil && len(p.recs) > 0 {
+		h(p.shard.ShardID, len(p.recs))
+	}
+	p.out.reset()
+	if len(p.recs) > 0 {
+		for i, inst := range p.insts {
+			start := time.Now()
+			if err := inst.Process(ctx, p.recs, &p.out); err != nil {
+				return fmt.Errorf("shard %s: processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
+			}
+			if h := p.cfg.Hooks.ProcessorLatency; h != nil {
+				h(p.procs[i].Name, time.Since(start))
+			}
+		}
+	}
+	if err := p.flushAll(ctx); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		p.lastSeq = batch[len(batch)-1].Meta.SequenceNumber
+	}
+	return p.write(ctx)
+}
+
+// Tick lets processors close windows while the shard is idle and writes
+// what they emit.
+func (p *ShardPipeline) Tick(ctx context.Context) error {
+	if p.closed {
+		return errors.New("pipeline closed")
+	}
+	p.dls = p.dls[:0]
+	p.out.reset()
+	if err := p.flushAll(ctx); err != nil {
+		return err
+	}
+	return p.write(ctx)
+}
+
+func (p *ShardPipeline) flushAll(ctx context.Context) error {
+	for i, inst := range p.insts {
+		if err := inst.Flush(ctx, &p.out); err != nil {
+			return fmt.Errorf("shard %s: flush processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
+		}
+	}
+	return p.out.err
+}
+
+// Close ends the lease's processors. For LeaseLost nothing is written; for
+// ShardEnded and Shutdown their final output is written before it returns.
+func (p *ShardPipeline) Close(ctx context.Context, reason Reason) error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.out.reset()
+	p.dls = p.dls[:0]
+	var errs []error
+	for i, inst := range p.insts {
+		if err := inst.Close(ctx, reason, &p.out); err != nil {
+			errs = append(errs, fmt.Errorf("close processor %s: %w", p.procs[i].Name, err))
+		}
+	}
+	if reason == LeaseLost {
+		p.out.reset()
+		return errors.Join(errs...)
+	}
+	if p.out.err != nil {
+		errs = append(errs, p.out.err)
+	} else if err := p.write(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("shard %s: close (%s): %w", p.shard.ShardID, reason, errors.Join(errs...))
+	}
+	return nil
+}
+
+// write makes the batch's dead letters and outputs durable, retrying each
+// sink until it succeeds or ctx ends. Outputs are idempotent (whole-item
+// overwrites), so a retry after a partial failure is harmless. Messages go
+// last: an alarm is only published once the items it describes are stored.
+func (p *ShardPipeline) write(ctx context.Context) error {
+	s := p.cfg.Sinks
+	if len(p.dls) > 0 {
+		if s.DeadLetters == nil {
+			return fmt.Errorf("shard %s: %d malformed records and no dead-letter sink", p.shard.ShardID, len(p.dls))
+		}
+		if err := p.retry(ctx, "deadletter", func() error { return s.DeadLetters.WriteDeadLetters(ctx, p.dls) }); err != nil {
+			return err
+		}
+		if h := p.cfg.Hooks.DeadLettered; h != nil {
+			h(p.shard.ShardID, "decode", len(p.dls))
+		}
+	}
+	if items := p.out.dedupedItems(); len(items) > 0 && s.Items != nil {
+		if err := p.retry(ctx, "items", func() error { return s.Items.WriteItems(ctx, items) }); err != nil {
+			return err
+		}
+	}
+	if len(p.out.metrics) > 0 && s.Metrics != nil {
+		if err := p.retry(ctx, "metrics", func() error { return s.Metrics.WriteMetrics(ctx, p.out.metrics) }); err != nil {
+			return err
+		}
+	}
+	if len(p.out.msgs) > 0 && s.Messages != nil {
+		if err := p.retry(ctx, "messages", func() error { return s.Messages.Publish(ctx, p.out.msgs) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *ShardPipeline) retry(ctx context.Context, sink string, f func() error) error {
+	wait := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("shard %s: write %s: %w", p.shard.ShardID, sink, errors.Join(err, ctx.Err()))
+		}
+		if h := p.cfg.Hooks.SinkRetry; h != nil {
+			h(sink, err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			p.log.Warn("sink write failed; retrying", zap.String("sink", sink), zap.Int("attempt", attempt), zap.Error(err))
+		}
+		// Full jitter keeps a fleet of shards from retrying in lockstep.
+		d := time.Duration(rand.Int64N(int64(wait)) + 1)
+		if err := p.cfg.Sleep(ctx, d); err != nil {
+			return fmt.Errorf("shard %s: write %s: %w", p.shard.ShardID, sink, errors.Join(f(), err))
+		}
+		wait = min(wait*2, p.cfg.RetryMax)
+	}
+}
+
+// LastSequence is the sequence number of the last record handed to Process.
+func (p *ShardPipeline) LastSequence() string { return p.lastSeq }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// batchEmitter buffers one batch's outputs, bounded by max.
+type batchEmitter struct {
+	max     int
+	items   []Item
+	msgs    []Message
+	metrics []Datum
+	err     error
+	seen    map[string]int // item key -> index in deduped
+	deduped []Item
+}
+
+func (e *batchEmitter) reset() {
+	clear(e.items)
+	e.items = e.items[:0]
+	e.msgs = e.msgs[:0]
+	clear(e.metrics)
+	e.metrics = e.metrics[:0]
+	e.err = nil
+}
+
+func (e *batchEmitter) full() bool {
+	if len(e.items)+len(e.msgs)+len(e.metrics) < e.max {
+		return false
+	}
+	if e.err == nil {
+		e.err = fmt.Errorf("%w (%d)", ErrOutputOverflow, e.max)
+	}
+	return true
+}
+
+func (e *batchEmitter) Put(it Item) {
+	if !e.full() {
+		e.items = append(e.items, it)
+	}
+}
+
+func (e *batchEmitter) Publish(m Message) {
+	if !e.full() {
+		e.msgs = append(e.msgs, m)
+	}
+}
+
+func (e *batchEmitter) Metric(d Datum) {
+	if !e.full() {
+		e.metrics = append(e.metrics, d)
+	}
+}
+
+// dedupedItems keeps the last write per (table, key): processors may
+// update a partial several times in one batch.
+func (e *batchEmitter) dedupedItems() []Item {
+	if len(e.items) < 2 {
+		return e.items
+	}
+	if e.seen == nil {
+		e.seen = make(map[string]int, len(e.items))
+	}
+	clear(e.seen)
+	clear(e.deduped)
+	e.deduped = e.deduped[:0]
+	for _, it := range e.items {
+		k := it.Table + "\x00" + it.Key
+		if it.Key == "" {
+			e.deduped = append(e.deduped, it)
+			continue
+		}
+		if i, ok := e.seen[k]; ok {
+			e.deduped[i] = it
+			continue
+		}
+		e.seen[k] = len(e.deduped)
+		e.deduped = append(e.deduped, it)
+	}
+	return e.deduped
+}

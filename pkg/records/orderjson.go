@@ -1,0 +1,126 @@
+package records
+
+// OrderJSONDecoder reads one Online Retail order line as a JSON object
+// with snake_case keys:
+//
+//	{"invoice_no":"536365","stock_code":"85123A","description":"WHITE HANGING HEART T-LIGHT HOLDER",
+//	 "quantity":6,"invoice_date":"2010-12-01 08:26:00","unit_price":2.55,
+//	 "customer_id":"17850","country":"United Kingdom"}
+//
+// into a KindOrder Record. invoice_no, stock_code and customer_id may be
+// strings or numbers (customer_id 17850.0 becomes "17850");
+// quantity is an integer and unit_price a number, either also accepted
+// as a string; invoice_date takes the OrderCSVDecoder forms or epoch
+// milliseconds. invoice_no and quantity are required; null means absent;
+// unknown keys are ignored.
+//
+// The zero value is ready to use.
+type OrderJSONDecoder struct {
+	zones zoneCache
+	tab   strtab
+}
+
+// Decode implements Decoder.
+func (d *OrderJSONDecoder) Decode(data []byte, r *Record) error {
+	resetRecord(r)
+	b, err := checkPayload(FormatOrdersJSON, data)
+	if err != nil {
+		return err
+	}
+	d.tab.reset()
+	if err := d.scan(b, r); err != nil {
+		resetRecord(r)
+		return err
+	}
+	d.tab.flush(b)
+	r.Kind = KindOrder
+	return nil
+}
+
+func (d *OrderJSONDecoder) scan(b []byte, r *Record) error {
+	const f = FormatOrdersJSON
+	var it objIter
+	it.init(b)
+	var keyBuf [32]byte
+	hasInvoice, hasQuantity := false, false
+	for it.next() {
+		key := it.key
+		if it.keyEsc {
+			key = appendUnJSON(keyBuf[:0], key)
+		}
+		v := &it.val
+		text := b[v.start:v.end]
+		var err error
+		switch string(key) {
+		case "invoice_no":
+			err = jsonText(&d.tab, f, b, v, &r.InvoiceNo, "invoice_no", true)
+			hasInvoice = v.kind != jsonNull && v.end > v.start
+		case "stock_code":
+			err = jsonText(&d.tab, f, b, v, &r.StockCode, "stock_code", true)
+		case "description":
+			err = jsonText(&d.tab, f, b, v, &r.Description, "description", false)
+		case "country":
+			err = jsonText(&d.tab, f, b, v, &r.Country, "country", false)
+		case "customer_id":
+			if (v.kind == jsonString && !v.esc) || v.kind == jsonNumber {
+				d.tab.add(&r.CustomerID, v.start, v.start+len(normaliseCustomerID(text)), decVerbatim, "customer_id")
+			} else {
+				err = jsonText(&d.tab, f, b, v, &r.CustomerID, "customer_id", false)
+			}
+		case "quantity":
+			r.Quantity, err = jsonInt(f, b, v, "quantity")
+			hasQuantity = v.kind != jsonNull
+		case "unit_price":
+			err = d.price(b, v, r)
+		case "invoice_date":
+			err = d.date(b, v, r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if it.err != nil {
+		return it.decodeError(f)
+	}
+	if !hasInvoice {
+		return newError(f, ErrMalformed, "invoice_no", "missing", nil)
+	}
+	if !hasQuantity {
+		return newError(f, ErrMalformed, "quantity", "missing", nil)
+	}
+	return nil
+}
+
+func (d *OrderJSONDecoder) price(b []byte, v *jsonVal, r *Record) error {
+	text := b[v.start:v.end]
+	switch {
+	case v.kind == jsonNull:
+		r.UnitPrice = 0
+		return nil
+	case v.kind == jsonNumber || (v.kind == jsonString && !v.esc):
+		p, ok := parseFloat(text)
+		if !ok {
+			return newError(FormatOrdersJSON, ErrMalformed, "unit_price", "not a number", text)
+		}
+		r.UnitPrice = p
+		return nil
+	}
+	return newError(FormatOrdersJSON, ErrMalformed, "unit_price", "want a number", text)
+}
+
+func (d *OrderJSONDecoder) date(b []byte, v *jsonVal, r *Record) error {
+	text := b[v.start:v.end]
+	var ok bool
+	switch {
+	case v.kind == jsonNull:
+		return nil
+	case v.kind == jsonNumber:
+		r.Time, ok = epochMillis(text)
+	case v.kind == jsonString && !v.esc:
+		r.Time, ok = parseOrderTime(text, &d.zones)
+	}
+	if !ok {
+		return newError(FormatOrdersJSON, ErrMalformed, "invoice_date", "not a date-time", text)
+	}
+	return nil
+}
