@@ -5,26 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/shardwatch/shardwatch/internal/awsenv"
+	awscfg "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/internal/engine"
 	"github.com/shardwatch/shardwatch/internal/ops"
 	"github.com/shardwatch/shardwatch/pkg/checkpoint"
 	"github.com/shardwatch/shardwatch/pkg/processors"
-	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
 	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
@@ -79,7 +76,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return &config.FieldError{Field: "format", Reason: err.Error()}
 	}
 
-	awsCfg, err := awsenv.Load(ctx, cfg.Region)
+	awsCfg, err := awscfg.LoadDefaultConfig(ctx, awscfg.WithRegion(cfg.Region))
 	if err != nil {
 		return err
 	}
@@ -101,12 +98,15 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 
 	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStore()
-	leases, err := checkpoint.New(storeCtx, checkpoint.Config{
-		TableName:    cfg.Tables.Leases,
-		WorkerID:     cfg.WorkerID,
-		FailoverTime: cfg.FailoverTime,
-		SnapshotTTL:  cfg.ShardSync / 2,
-	}, ddb, kc, log.Named("leases"))
+	leaseCfg := checkpoint.Config{
+		TableName:     cfg.Tables.Leases,
+		WorkerID:      cfg.WorkerID,
+		StreamName:    cfg.Stream,
+		FailoverTime:  cfg.FailoverTime,
+		RenewInterval: cfg.FailoverTime / 4,
+		SnapshotTTL:   cfg.ShardSync / 2,
+	}
+	leases, err := checkpoint.New(storeCtx, leaseCfg, checkpoint.Deps{DynamoDB: ddb, Shards: kc, Logger: log.Named("leases")})
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	ecfg := engine.Config{
 		App: cfg.App, Stream: cfg.Stream, Region: cfg.Region, WorkerID: cfg.WorkerID,
 		InitialPosition: cfg.InitialPosition,
-		ShardSync:       cfg.ShardSync, FailoverTime: cfg.FailoverTime, LeaseRenew: cfg.FailoverTime / 4,
+		ShardSync:       cfg.ShardSync, FailoverTime: cfg.FailoverTime, LeaseRenew: leaseCfg.RenewInterval,
 		PollInterval: cfg.PollInterval, MaxLeases: cfg.MaxLeases, MaxRecords: cfg.MaxRecords,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Pipeline: processors.Config{
@@ -139,7 +139,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if cfg.InitialPosition == "AT_TIMESTAMP" {
 		ecfg.InitialTimestamp, _ = cfg.InitialTime()
 	}
-	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leases, Metrics: metrics, Logger: log, Audit: audit})
+	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leaseControl{leases}, Metrics: metrics, Logger: log, Audit: audit})
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.Named, error) {
-	reg, err := processors.NewRegistry(builtin.Plugins()...)
+	reg, err := processors.NewRegistry()
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +193,8 @@ func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.
 	return out, nil
 }
 
-var _ = os.Stdout
-var _ = sns.NewFromConfig
-var _ = cloudwatch.NewFromConfig
+// leaseControl gives the engine adapter its view of the lease store.
+type leaseControl struct{ *checkpoint.Store }
+
+// Release gives a shard's lease up so it restarts from its checkpoint.
+func (l leaseControl) Release(shardID string) error { return l.RemoveLeaseOwner(shardID) }

@@ -3,6 +3,7 @@ package processors_test
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -191,3 +192,28 @@ func Example() {
 }
 
 var _ = types.AttributeValueMemberS{} // the dynamodb types are what items are made of
+
+// TestHitsConformance runs the shared kit on the example processor, which
+// is also how a real processor's test looks.
+func TestHitsConformance(t *testing.T) {
+	app := processors.AppInfo{App: "demo", Tables: processors.TablesFor("demo")}
+	factory, err := hitsPlugin().Build(nil, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC)
+	recs := make([]records.Record, 2000)
+	for i := range recs {
+		// ~3.3 records/s over 10 minutes, up to 4 s out of order.
+		recs[i] = records.Record{Kind: records.KindHit, Status: 200 + i%2*204, Time: t0.Add(time.Duration(i)*300*time.Millisecond - time.Duration(i%5)*time.Second)}
+	}
+	processortest.Run(t, processortest.Suite{
+		Factory: factory,
+		Records: processortest.Sequence("shardId-000000000001", recs),
+		Window:  window.Config{Size: time.Minute, Grace: 5 * time.Second, Idle: 10 * time.Second},
+		Flood: func(i int) records.Record {
+			return records.Record{Kind: records.KindHit, Time: t0.Add(time.Duration(i) * time.Microsecond)}
+		},
+		FloodSize: 10_000,
+	})
+}

@@ -29,25 +29,28 @@ type ClickstreamDecoder struct {
 
 // Decode implements Decoder.
 func (d *ClickstreamDecoder) Decode(data []byte, r *Record) error {
-	resetRecord(r)
 	b, err := checkPayload(FormatClickstream, data)
 	if err != nil {
+		clearDecoded(r)
 		return err
 	}
+	startDecode(r)
 	d.tab.reset()
-	if err := d.scan(b, r); err != nil {
-		resetRecord(r)
+	var t time.Time
+	if err := d.scan(b, r, &t); err != nil {
+		clearDecoded(r)
 		return err
 	}
-	d.tab.flush(b) // JSON unescaping cannot fail on a scanned string
+	if err := finishDecode(FormatClickstream, &d.tab, b, r, t, KindHit); err != nil {
+		return err
+	}
 	if r.Event == "" {
 		r.Event = DefaultEvent
 	}
-	r.Kind = KindHit
 	return nil
 }
 
-func (d *ClickstreamDecoder) scan(b []byte, r *Record) error {
+func (d *ClickstreamDecoder) scan(b []byte, r *Record, tm *time.Time) error {
 	const f = FormatClickstream
 	var it objIter
 	it.init(b)
@@ -62,23 +65,23 @@ func (d *ClickstreamDecoder) scan(b []byte, r *Record) error {
 		var err error
 		switch string(key) {
 		case "ip":
-			err = jsonText(&d.tab, f, b, v, &r.ClientIP, "ip", false)
+			err = jsonText(&d.tab, f, b, v, tClientIP, false)
 		case "user_agent":
-			err = jsonText(&d.tab, f, b, v, &r.UserAgent, "user_agent", false)
+			err = jsonText(&d.tab, f, b, v, tUserAgent, false)
 		case "referer":
-			err = jsonText(&d.tab, f, b, v, &r.Referer, "referer", false)
+			err = jsonText(&d.tab, f, b, v, tReferer, false)
 		case "session_id":
-			err = jsonText(&d.tab, f, b, v, &r.SessionID, "session_id", true)
+			err = jsonText(&d.tab, f, b, v, tSessionID, true)
 		case "path":
-			err = jsonText(&d.tab, f, b, v, &r.Path, "path", false)
+			err = jsonText(&d.tab, f, b, v, tPath, false)
 		case "host":
-			err = jsonText(&d.tab, f, b, v, &r.Host, "host", false)
+			err = jsonText(&d.tab, f, b, v, tHost, false)
 		case "event":
-			err = jsonText(&d.tab, f, b, v, &r.Event, "event", false)
+			err = jsonText(&d.tab, f, b, v, tEvent, false)
 		case "method":
-			err = jsonText(&d.tab, f, b, v, &r.Method, "method", false)
+			err = jsonText(&d.tab, f, b, v, tMethod, false)
 		case "timestamp":
-			err = d.timestamp(b, v, r)
+			err = d.timestamp(b, v, tm)
 		case "status":
 			var n int64
 			if n, err = jsonInt(f, b, v, "status"); err == nil {
@@ -108,25 +111,25 @@ func (d *ClickstreamDecoder) scan(b []byte, r *Record) error {
 	return nil
 }
 
-func (d *ClickstreamDecoder) timestamp(b []byte, v *jsonVal, r *Record) error {
+func (d *ClickstreamDecoder) timestamp(b []byte, v *jsonVal, tm *time.Time) error {
 	text := b[v.start:v.end]
 	switch {
 	case v.kind == jsonNull:
-		r.Time = time.Time{}
+		*tm = time.Time{}
 		return nil
 	case v.kind == jsonNumber || (v.kind == jsonString && !v.esc && isDigits(text)):
 		t, ok := epochMillis(text)
 		if !ok {
 			return newError(FormatClickstream, ErrMalformed, "timestamp", "not epoch milliseconds", text)
 		}
-		r.Time = t
+		*tm = t
 		return nil
 	case v.kind == jsonString && !v.esc:
 		t, ok := parseRFC3339(text, &d.zones)
 		if !ok {
 			return newError(FormatClickstream, ErrMalformed, "timestamp", "not RFC 3339", text)
 		}
-		r.Time = t
+		*tm = t
 		return nil
 	}
 	return newError(FormatClickstream, ErrMalformed, "timestamp", "want a string or number", text)
@@ -153,28 +156,28 @@ func isDigits(b []byte) bool {
 	return true
 }
 
-// jsonText registers a string member as the text of *dst. null leaves it
-// unset; numbers are taken as written when numOK (ids).
-func jsonText(t *strtab, f Format, b []byte, v *jsonVal, dst *string, field string, numOK bool) error {
+// jsonText registers a string member as the text of field tf. null leaves
+// it unset; numbers are taken as written when numOK (ids).
+func jsonText(t *strtab, f Format, b []byte, v *jsonVal, tf textField, numOK bool) error {
 	switch {
 	case v.kind == jsonString:
-		if v.end-v.start == 1 && b[v.start] == '-' && (field == "referer" || field == "user_agent") {
-			t.drop(dst) // "-" means none, as in access logs
+		if v.end-v.start == 1 && b[v.start] == '-' && (tf == tReferer || tf == tUserAgent) {
+			t.add(tf, 0, 0, decVerbatim) // "-" means none, as in access logs
 			return nil
 		}
 		dec := decVerbatim
 		if v.esc {
 			dec = decJSON
 		}
-		t.add(dst, v.start, v.end, dec, field)
+		t.add(tf, v.start, v.end, dec)
 		return nil
 	case v.kind == jsonNull:
 		return nil
 	case v.kind == jsonNumber && numOK:
-		t.add(dst, v.start, v.end, decVerbatim, field)
+		t.add(tf, v.start, v.end, decVerbatim)
 		return nil
 	}
-	return newError(f, ErrMalformed, field, "want a string", b[v.start:v.end])
+	return newError(f, ErrMalformed, jsonFieldName(f, tf), "want a string", b[v.start:v.end])
 }
 
 // jsonInt reads an integer member: a JSON integer or a string of digits
@@ -191,4 +194,12 @@ func jsonInt(f Format, b []byte, v *jsonVal, field string) (int64, error) {
 		return 0, newError(f, ErrMalformed, field, "not an integer", text)
 	}
 	return 0, newError(f, ErrMalformed, field, "want an integer", text)
+}
+
+// jsonFieldName is the JSON key of a text field, for errors.
+func jsonFieldName(f Format, tf textField) string {
+	if tf == tClientIP && f == FormatClickstream {
+		return "ip"
+	}
+	return textFieldNames[tf]
 }

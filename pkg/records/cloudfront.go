@@ -151,25 +151,23 @@ func (d *CloudFrontDecoder) SetFields(names []string) error {
 
 // Decode implements Decoder.
 func (d *CloudFrontDecoder) Decode(data []byte, r *Record) error {
-	resetRecord(r)
 	line, err := checkPayload(FormatCloudFront, data)
 	if err != nil {
+		clearDecoded(r)
 		return err
 	}
 	if line[0] == '#' {
+		clearDecoded(r)
 		return d.header(line)
 	}
+	startDecode(r)
 	d.tab.reset()
-	if err := d.scan(line, r); err != nil {
-		resetRecord(r)
+	var t time.Time
+	if err := d.scan(line, r, &t); err != nil {
+		clearDecoded(r)
 		return err
 	}
-	if field, ok := d.tab.flush(line); !ok {
-		resetRecord(r)
-		return &DecodeError{Format: FormatCloudFront, Field: field, Reason: "invalid UTF-8 after percent-decoding", Kind: ErrInvalidUTF8}
-	}
-	r.Kind = KindHit
-	return nil
+	return finishDecode(FormatCloudFront, &d.tab, line, r, t, KindHit)
 }
 
 func (d *CloudFrontDecoder) header(line []byte) error {
@@ -185,7 +183,7 @@ func (d *CloudFrontDecoder) header(line []byte) error {
 	return ErrHeader
 }
 
-func (d *CloudFrontDecoder) scan(line []byte, r *Record) error {
+func (d *CloudFrontDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	layout := d.layout
 	if layout == nil {
 		layout = &defaultCFLayout
@@ -217,7 +215,7 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record) error {
 		if !ok {
 			return cfErr(ErrMalformed, cfTimestamp, "bad time", field(cfTimestamp))
 		}
-		r.Time = t
+		*tm = t
 	} else {
 		var c civil
 		if !parseDate(field(cfDate), &c) {
@@ -226,13 +224,13 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record) error {
 		if !parseClock(field(cfTime), &c) || !c.valid() {
 			return cfErr(ErrMalformed, cfTime, "bad time", field(cfTime))
 		}
-		r.Time = c.time(time.UTC)
+		*tm = c.time(time.UTC)
 	}
 
 	if v := field(cfIP); len(v) == 0 || isDash(v) {
 		return cfErr(ErrMalformed, cfIP, "empty", nil)
 	}
-	d.addText(&r.ClientIP, cfIP, spans[cfIP], line, decVerbatim)
+	d.addText(tClientIP, spans[cfIP], line, decVerbatim)
 	if seen[cfStatus] {
 		st, ok := parseStatus(field(cfStatus))
 		if !ok {
@@ -247,29 +245,29 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record) error {
 		}
 		r.Bytes = n
 	}
-	d.addText(&r.Host, cfEdge, spans[cfEdge], line, decVerbatim)
-	d.addText(&r.Method, cfMethod, spans[cfMethod], line, decVerbatim)
-	d.addText(&r.Protocol, cfProtoVersion, spans[cfProtoVersion], line, decVerbatim)
-	d.addText(&r.Referer, cfReferer, spans[cfReferer], line, decVerbatim)
+	d.addText(tHost, spans[cfEdge], line, decVerbatim)
+	d.addText(tMethod, spans[cfMethod], line, decVerbatim)
+	d.addText(tProtocol, spans[cfProtoVersion], line, decVerbatim)
+	d.addText(tReferer, spans[cfReferer], line, decVerbatim)
 	uaDec := decVerbatim
 	if bytes.IndexByte(field(cfUA), '%') >= 0 {
 		uaDec = decPercent
 	}
-	d.addText(&r.UserAgent, cfUA, spans[cfUA], line, uaDec)
+	d.addText(tUserAgent, spans[cfUA], line, uaDec)
 	if q := field(cfQuery); len(q) > 0 && !isDash(q) && seen[cfStem] {
-		d.tab.addJoin(&r.Path, spans[cfStem][0], spans[cfStem][1], spans[cfQuery][0], spans[cfQuery][1], "cs-uri-stem")
+		d.tab.addJoin(tPath, spans[cfStem][0], spans[cfStem][1], spans[cfQuery][0], spans[cfQuery][1])
 	} else {
-		d.addText(&r.Path, cfStem, spans[cfStem], line, decVerbatim)
+		d.addText(tPath, spans[cfStem], line, decVerbatim)
 	}
 	return nil
 }
 
 // addText registers a column's text; "-" (W3C for "no value") is "".
-func (d *CloudFrontDecoder) addText(dst *string, c cfCol, sp [2]int, line []byte, dec textDec) {
+func (d *CloudFrontDecoder) addText(f textField, sp [2]int, line []byte, dec textDec) {
 	if isDash(line[sp[0]:sp[1]]) {
 		return
 	}
-	d.tab.add(dst, sp[0], sp[1], dec, cfColNames[c])
+	d.tab.add(f, sp[0], sp[1], dec)
 }
 
 func isDash(b []byte) bool { return len(b) == 1 && b[0] == '-' }

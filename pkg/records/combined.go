@@ -1,6 +1,9 @@
 package records
 
-import "bytes"
+import (
+	"bytes"
+	"time"
+)
 
 // CombinedDecoder reads Apache/nginx access-log lines in combined format
 //
@@ -30,23 +33,22 @@ type CombinedDecoder struct {
 
 // Decode implements Decoder.
 func (d *CombinedDecoder) Decode(data []byte, r *Record) error {
-	resetRecord(r)
 	line, err := checkPayload(FormatCombined, data)
 	if err != nil {
+		clearDecoded(r)
 		return err
 	}
+	startDecode(r)
 	d.tab.reset()
-	if err := d.scan(line, r); err != nil {
-		resetRecord(r)
+	var t time.Time
+	if err := d.scan(line, r, &t); err != nil {
+		clearDecoded(r)
 		return err
 	}
-	// Combined-log text was checked as a whole; flush cannot fail.
-	d.tab.flush(line)
-	r.Kind = KindHit
-	return nil
+	return finishDecode(FormatCombined, &d.tab, line, r, t, KindHit)
 }
 
-func (d *CombinedDecoder) scan(line []byte, r *Record) error {
+func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	n := len(line)
 	sp := bytes.IndexByte(line, ' ')
 	switch {
@@ -55,7 +57,7 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 	case sp == 0:
 		return combinedErr(ErrMalformed, "client", "empty", nil)
 	}
-	d.tab.add(&r.ClientIP, 0, sp, decVerbatim, "client")
+	d.tab.add(tClientIP, 0, sp, decVerbatim)
 
 	// ident and user are not kept; the timestamp's '[' ends them.
 	lb := bytes.IndexByte(line[sp:], '[')
@@ -81,10 +83,17 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 	if !ok {
 		return combinedErr(ErrMalformed, "timestamp", "bad time", line[lb+1:p])
 	}
-	r.Time = t
+	*tm = t
 	p++
 
 	// "request"
+	if p == n {
+		return combinedErr(ErrTruncated, "request", "missing", nil)
+	}
+	if line[p] != ' ' {
+		return combinedErr(ErrMalformed, "timestamp", "text after ']'", line[lb:min(p+8, n)])
+	}
+	p++
 	rs, re, p, err := quoted(line, p, "request")
 	if err != nil {
 		return err
@@ -99,6 +108,9 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 		return combinedErr(ErrMalformed, "request", "text after closing quote", line[re:min(p+8, n)])
 	}
 	p++
+	if p == n {
+		return combinedErr(ErrTruncated, "status", "missing", nil)
+	}
 	tokEnd := tokenEnd(line, p)
 	status, ok := parseStatus(line[p:tokEnd])
 	if !ok {
@@ -112,6 +124,9 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 		return combinedErr(ErrTruncated, "bytes", "missing", nil)
 	}
 	p++
+	if p == n {
+		return combinedErr(ErrTruncated, "bytes", "missing", nil)
+	}
 	tokEnd = tokenEnd(line, p)
 	size, ok := parseSize(line[p:tokEnd])
 	if !ok {
@@ -128,7 +143,7 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 	if err != nil {
 		return err
 	}
-	d.addQuotedText(&r.Referer, line, fs, fe, "referer")
+	d.addQuotedText(tReferer, line, fs, fe)
 	if p == n {
 		return nil
 	}
@@ -139,7 +154,7 @@ func (d *CombinedDecoder) scan(line []byte, r *Record) error {
 	if err != nil {
 		return err
 	}
-	d.addQuotedText(&r.UserAgent, line, fs, fe, "user_agent")
+	d.addQuotedText(tUserAgent, line, fs, fe)
 	if p < n && line[p] != ' ' {
 		return combinedErr(ErrMalformed, "user_agent", "text after closing quote", line[fe:min(p+8, n)])
 	}
@@ -159,19 +174,19 @@ func (d *CombinedDecoder) request(line []byte, rs, re int, r *Record) {
 	}
 	sp := bytes.IndexByte(req, ' ')
 	if sp <= 0 || !isMethod(req[:sp]) {
-		d.tab.add(&r.Path, rs, re, dec, "request")
+		d.tab.add(tPath, rs, re, dec)
 		return
 	}
-	d.tab.add(&r.Method, rs, rs+sp, decVerbatim, "request")
+	d.tab.add(tMethod, rs, rs+sp, decVerbatim)
 	pathStart, pathEnd := rs+sp+1, re
 	if last := bytes.LastIndexByte(req, ' '); last > sp && bytes.HasPrefix(req[last+1:], []byte("HTTP/")) {
-		d.tab.add(&r.Protocol, rs+last+1, re, decVerbatim, "request")
+		d.tab.add(tProtocol, rs+last+1, re, decVerbatim)
 		pathEnd = rs + last
 	}
-	d.tab.add(&r.Path, pathStart, pathEnd, dec, "request")
+	d.tab.add(tPath, pathStart, pathEnd, dec)
 }
 
-func (d *CombinedDecoder) addQuotedText(dst *string, line []byte, s, e int, field string) {
+func (d *CombinedDecoder) addQuotedText(f textField, line []byte, s, e int) {
 	v := line[s:e]
 	if len(v) == 1 && v[0] == '-' {
 		return
@@ -180,7 +195,7 @@ func (d *CombinedDecoder) addQuotedText(dst *string, line []byte, s, e int, fiel
 	if bytes.IndexByte(v, '\\') >= 0 {
 		dec = decBackslash
 	}
-	d.tab.add(dst, s, e, dec, field)
+	d.tab.add(f, s, e, dec)
 }
 
 // quoted expects `"text"` at line[p:] and returns the text span and the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Format names a payload format (config value SHARDWATCH_FORMAT).
@@ -166,7 +167,7 @@ func looksLikeInvoice(b []byte) bool {
 func (d *AutoDecoder) Decode(data []byte, r *Record) error {
 	if len(data) > MaxRecordBytes {
 		// Refuse before sniffing scans a huge payload.
-		resetRecord(r)
+		clearDecoded(r)
 		_, err := checkPayload(FormatAuto, data)
 		return err
 	}
@@ -183,8 +184,40 @@ func (d *AutoDecoder) Decode(data []byte, r *Record) error {
 	return d.combined.Decode(data, r)
 }
 
-// resetRecord clears everything a decoder sets, keeping the consumer's Meta.
-func resetRecord(r *Record) {
-	m := r.Meta
-	*r = Record{Meta: m}
+// clearDecoded clears everything a decoder sets, keeping the consumer's
+// Meta: the state of r after a failed Decode.
+func clearDecoded(r *Record) {
+	*r = Record{Meta: r.Meta}
 }
+
+// startDecode zeroes the scalar fields a decoder may leave unset. String
+// fields and Time are stored once at the end (see strtab.flush), so they
+// are not cleared here: a pointer store costs a write barrier during GC.
+func startDecode(r *Record) {
+	r.Kind = KindUnknown
+	r.Status = 0
+	r.Bytes = 0
+	r.Quantity = 0
+	r.UnitPrice = 0
+}
+
+// finishDecode stores the time and the strings: the last step of a
+// successful scan. It fails only for a percent-decoded field that is not
+// UTF-8; r is then cleared.
+func finishDecode(f Format, tab *strtab, data []byte, r *Record, t time.Time, kind Kind) error {
+	if bad, ok := tab.flush(data, r); !ok {
+		clearDecoded(r)
+		field := textFieldNames[bad]
+		if f == FormatCloudFront && bad == tUserAgent {
+			field = cfColNames[cfUA] // only CloudFront percent-decodes
+		}
+		return &DecodeError{Format: f, Field: field, Reason: "invalid UTF-8 after percent-decoding", Kind: ErrInvalidUTF8}
+	}
+	r.Time = t
+	r.Kind = kind
+	return nil
+}
+
+// textFieldNames names Record's string fields in errors.
+var textFieldNames = [numTextFields]string{"client", "method", "path", "protocol", "referer", "user_agent", "host",
+	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country"}

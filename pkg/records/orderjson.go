@@ -1,5 +1,7 @@
 package records
 
+import "time"
+
 // OrderJSONDecoder reads one Online Retail order line as a JSON object
 // with snake_case keys:
 //
@@ -22,22 +24,22 @@ type OrderJSONDecoder struct {
 
 // Decode implements Decoder.
 func (d *OrderJSONDecoder) Decode(data []byte, r *Record) error {
-	resetRecord(r)
 	b, err := checkPayload(FormatOrdersJSON, data)
 	if err != nil {
+		clearDecoded(r)
 		return err
 	}
+	startDecode(r)
 	d.tab.reset()
-	if err := d.scan(b, r); err != nil {
-		resetRecord(r)
+	var t time.Time
+	if err := d.scan(b, r, &t); err != nil {
+		clearDecoded(r)
 		return err
 	}
-	d.tab.flush(b)
-	r.Kind = KindOrder
-	return nil
+	return finishDecode(FormatOrdersJSON, &d.tab, b, r, t, KindOrder)
 }
 
-func (d *OrderJSONDecoder) scan(b []byte, r *Record) error {
+func (d *OrderJSONDecoder) scan(b []byte, r *Record, tm *time.Time) error {
 	const f = FormatOrdersJSON
 	var it objIter
 	it.init(b)
@@ -49,31 +51,28 @@ func (d *OrderJSONDecoder) scan(b []byte, r *Record) error {
 			key = appendUnJSON(keyBuf[:0], key)
 		}
 		v := &it.val
-		text := b[v.start:v.end]
 		var err error
 		switch string(key) {
 		case "invoice_no":
-			err = jsonText(&d.tab, f, b, v, &r.InvoiceNo, "invoice_no", true)
-			hasInvoice = v.kind != jsonNull && v.end > v.start
-		case "stock_code":
-			err = jsonText(&d.tab, f, b, v, &r.StockCode, "stock_code", true)
-		case "description":
-			err = jsonText(&d.tab, f, b, v, &r.Description, "description", false)
-		case "country":
-			err = jsonText(&d.tab, f, b, v, &r.Country, "country", false)
-		case "customer_id":
-			if (v.kind == jsonString && !v.esc) || v.kind == jsonNumber {
-				d.tab.add(&r.CustomerID, v.start, v.start+len(normaliseCustomerID(text)), decVerbatim, "customer_id")
-			} else {
-				err = jsonText(&d.tab, f, b, v, &r.CustomerID, "customer_id", false)
+			err = jsonText(&d.tab, f, b, v, tInvoiceNo, true)
+			if v.kind != jsonNull {
+				hasInvoice = v.end > v.start
 			}
+		case "stock_code":
+			err = jsonText(&d.tab, f, b, v, tStockCode, true)
+		case "description":
+			err = jsonText(&d.tab, f, b, v, tDescription, false)
+		case "country":
+			err = jsonText(&d.tab, f, b, v, tCountry, false)
+		case "customer_id":
+			err = jsonText(&d.tab, f, b, v, tCustomerID, true)
 		case "quantity":
 			r.Quantity, err = jsonInt(f, b, v, "quantity")
-			hasQuantity = v.kind != jsonNull
+			hasQuantity = hasQuantity || v.kind != jsonNull
 		case "unit_price":
 			err = d.price(b, v, r)
 		case "invoice_date":
-			err = d.date(b, v, r)
+			err = d.date(b, v, tm)
 		}
 		if err != nil {
 			return err
@@ -108,16 +107,16 @@ func (d *OrderJSONDecoder) price(b []byte, v *jsonVal, r *Record) error {
 	return newError(FormatOrdersJSON, ErrMalformed, "unit_price", "want a number", text)
 }
 
-func (d *OrderJSONDecoder) date(b []byte, v *jsonVal, r *Record) error {
+func (d *OrderJSONDecoder) date(b []byte, v *jsonVal, tm *time.Time) error {
 	text := b[v.start:v.end]
 	var ok bool
 	switch {
 	case v.kind == jsonNull:
 		return nil
 	case v.kind == jsonNumber:
-		r.Time, ok = epochMillis(text)
+		*tm, ok = epochMillis(text)
 	case v.kind == jsonString && !v.esc:
-		r.Time, ok = parseOrderTime(text, &d.zones)
+		*tm, ok = parseOrderTime(text, &d.zones)
 	}
 	if !ok {
 		return newError(FormatOrdersJSON, ErrMalformed, "invoice_date", "not a date-time", text)

@@ -3,6 +3,7 @@ package records
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -49,19 +50,19 @@ type OrderCSVDecoder struct {
 
 // Decode implements Decoder.
 func (d *OrderCSVDecoder) Decode(data []byte, r *Record) error {
-	resetRecord(r)
 	line, err := checkPayload(FormatOrdersCSV, data)
 	if err != nil {
+		clearDecoded(r)
 		return err
 	}
+	startDecode(r)
 	d.tab.reset()
-	if err := d.scan(line, r); err != nil {
-		resetRecord(r)
+	var t time.Time
+	if err := d.scan(line, r, &t); err != nil {
+		clearDecoded(r)
 		return err
 	}
-	d.tab.flush(line)
-	r.Kind = KindOrder
-	return nil
+	return finishDecode(FormatOrdersCSV, &d.tab, line, r, t, KindOrder)
 }
 
 // csvField is one field's span; quoted fields exclude the quotes.
@@ -70,7 +71,7 @@ type csvField struct {
 	escaped    bool // has "" inside quotes
 }
 
-func (d *OrderCSVDecoder) scan(line []byte, r *Record) error {
+func (d *OrderCSVDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	const f = FormatOrdersCSV
 	var fields [ocNum]csvField
 	n, err := splitCSV(line, &fields)
@@ -93,7 +94,7 @@ func (d *OrderCSVDecoder) scan(line []byte, r *Record) error {
 	if r.Quantity, ok = parseInt(text(ocQuantity)); !ok {
 		return newError(f, ErrMalformed, "Quantity", "not an integer", text(ocQuantity))
 	}
-	if r.Time, ok = parseOrderTime(text(ocInvoiceDate), &d.zones); !ok {
+	if *tm, ok = parseOrderTime(text(ocInvoiceDate), &d.zones); !ok {
 		return newError(f, ErrMalformed, "InvoiceDate", "not a date-time", text(ocInvoiceDate))
 	}
 	if r.UnitPrice, ok = parseFloat(text(ocUnitPrice)); !ok {
@@ -101,24 +102,20 @@ func (d *OrderCSVDecoder) scan(line []byte, r *Record) error {
 	}
 	for _, c := range [...]struct {
 		col int
-		dst *string
+		dst textField
 	}{
-		{ocInvoiceNo, &r.InvoiceNo},
-		{ocStockCode, &r.StockCode},
-		{ocDescription, &r.Description},
-		{ocCustomerID, &r.CustomerID},
-		{ocCountry, &r.Country},
+		{ocInvoiceNo, tInvoiceNo},
+		{ocStockCode, tStockCode},
+		{ocDescription, tDescription},
+		{ocCustomerID, tCustomerID},
+		{ocCountry, tCountry},
 	} {
 		fl := fields[c.col]
 		dec := decVerbatim
 		if fl.escaped {
 			dec = decCSV
 		}
-		end := fl.end
-		if c.col == ocCustomerID && !fl.escaped {
-			end = fl.start + len(normaliseCustomerID(line[fl.start:fl.end]))
-		}
-		d.tab.add(c.dst, fl.start, end, dec, orderColNames[c.col])
+		d.tab.add(c.dst, fl.start, fl.end, dec)
 	}
 	return nil
 }
@@ -185,20 +182,20 @@ func parseOrderTime(b []byte, z *zoneCache) (time.Time, bool) {
 // normaliseCustomerID turns a customer id written as a float ("17850.0",
 // as pandas exports an integer column with gaps) into its integer text.
 // Anything else is returned as it is: ids need not be numeric.
-func normaliseCustomerID(b []byte) []byte {
-	dot := bytes.IndexByte(b, '.')
+func normaliseCustomerID(s string) string {
+	dot := strings.IndexByte(s, '.')
 	if dot <= 0 {
-		return b
+		return s
 	}
-	for _, c := range b[:dot] {
-		if c < '0' || c > '9' {
-			return b
+	for i := 0; i < dot; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return s
 		}
 	}
-	for _, c := range b[dot+1:] {
-		if c != '0' {
-			return b
+	for i := dot + 1; i < len(s); i++ {
+		if s[i] != '0' {
+			return s
 		}
 	}
-	return b[:dot]
+	return s[:dot]
 }

@@ -14,20 +14,36 @@ const (
 	decJoinQuery                // CloudFront: stem + "?" + query
 )
 
-// maxTextFields bounds the string fields one record can set.
-const maxTextFields = 12
+// textField identifies a string field of Record.
+type textField uint8
+
+const (
+	tClientIP textField = iota
+	tMethod
+	tPath
+	tProtocol
+	tReferer
+	tUserAgent
+	tHost
+	tSessionID
+	tEvent
+	tInvoiceNo
+	tStockCode
+	tDescription
+	tCustomerID
+	tCountry
+	numTextFields
+)
 
 // maxScratch is the scratch capacity kept between records; a rare huge
 // record must not pin a megabyte per shard for the rest of the lease.
 const maxScratch = 64 << 10
 
 type textSpan struct {
-	dst        *string
-	start, end int
-	// q is the query span for decJoinQuery.
-	qStart, qEnd int
+	start, end int32
+	// qStart:qEnd is the query for decJoinQuery.
+	qStart, qEnd int32
 	dec          textDec
-	field        string // for errors
 }
 
 // strtab turns the string fields of one record into Go strings with a
@@ -37,82 +53,88 @@ type textSpan struct {
 // rewritten fields one after another into a reused scratch buffer and
 // converts that once. Either way every string of a record shares one
 // backing array, so a record costs one allocation whatever its shape.
+//
+// It holds offsets, not pointers, and flush stores each Record string
+// field exactly once: pointer stores into the (heap) Record cost a write
+// barrier while the GC runs, which at one allocation per record is often.
 type strtab struct {
-	spans   [maxTextFields]textSpan
-	n       int
+	spans   [numTextFields]textSpan
+	set     uint16 // bit i: spans[i] is registered
 	rewrite bool
 	scratch []byte
 }
 
 func (t *strtab) reset() {
-	t.n = 0
+	t.set = 0
 	t.rewrite = false
 }
 
-// add registers data[start:end] as the text of *dst. Empty spans are
-// skipped: the zero string needs no backing array.
-func (t *strtab) add(dst *string, start, end int, dec textDec, field string) {
+// add registers data[start:end] as the text of field f, replacing an
+// earlier registration (JSON duplicate keys: the last one wins). An empty
+// span unsets f.
+func (t *strtab) add(f textField, start, end int, dec textDec) {
 	if start >= end {
-		t.drop(dst)
+		t.set &^= 1 << f
 		return
 	}
-	t.put(textSpan{dst: dst, start: start, end: end, dec: dec, field: field})
-}
-
-// put registers sp, replacing an earlier span for the same field (JSON
-// with a duplicate key: the last one wins, as in encoding/json).
-func (t *strtab) put(sp textSpan) {
-	if sp.dec != decVerbatim {
+	t.spans[f] = textSpan{start: int32(start), end: int32(end), dec: dec}
+	t.set |= 1 << f
+	if dec != decVerbatim {
 		t.rewrite = true
 	}
-	for i := 0; i < t.n; i++ {
-		if t.spans[i].dst == sp.dst {
-			t.spans[i] = sp
-			return
-		}
-	}
-	if t.n < maxTextFields {
-		t.spans[t.n] = sp
-		t.n++
-	}
 }
 
-// drop forgets the span of *dst, if any.
-func (t *strtab) drop(dst *string) {
-	for i := 0; i < t.n; i++ {
-		if t.spans[i].dst == dst {
-			t.n--
-			t.spans[i] = t.spans[t.n]
-			return
-		}
-	}
+// addJoin registers stem + "?" + query as the text of f.
+func (t *strtab) addJoin(f textField, start, end, qStart, qEnd int) {
+	t.spans[f] = textSpan{start: int32(start), end: int32(end), qStart: int32(qStart), qEnd: int32(qEnd), dec: decJoinQuery}
+	t.set |= 1 << f
+	t.rewrite = true
 }
 
-// addJoin registers stem + "?" + query as the text of *dst.
-func (t *strtab) addJoin(dst *string, start, end, qStart, qEnd int, field string) {
-	t.put(textSpan{dst: dst, start: start, end: end, qStart: qStart, qEnd: qEnd, dec: decJoinQuery, field: field})
+// flush stores every string field of r: the registered text, or "". It
+// fails only when a percent-decoded field is not valid UTF-8 (the payload
+// itself was checked before scanning), returning that field; r is then
+// untouched.
+func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
+	var texts [numTextFields]string // on the stack: no write barriers
+	if t.set != 0 {
+		if !t.rewrite {
+			s := string(data)
+			for f := range numTextFields {
+				if t.set&(1<<f) != 0 {
+					texts[f] = s[t.spans[f].start:t.spans[f].end]
+				}
+			}
+		} else if bad, ok := t.rewriteInto(data, &texts); !ok {
+			return bad, false
+		}
+	}
+	r.ClientIP = texts[tClientIP]
+	r.Method = texts[tMethod]
+	r.Path = texts[tPath]
+	r.Protocol = texts[tProtocol]
+	r.Referer = texts[tReferer]
+	r.UserAgent = texts[tUserAgent]
+	r.Host = texts[tHost]
+	r.SessionID = texts[tSessionID]
+	r.Event = texts[tEvent]
+	r.InvoiceNo = texts[tInvoiceNo]
+	r.StockCode = texts[tStockCode]
+	r.Description = texts[tDescription]
+	r.CustomerID = normaliseCustomerID(texts[tCustomerID])
+	r.Country = texts[tCountry]
+	return 0, true
 }
 
-// flush materialises the registered fields. It fails only when a
-// percent-decoded field is not valid UTF-8 (the payload itself was
-// checked before scanning); the field name is returned with the error.
-func (t *strtab) flush(data []byte) (badField string, ok bool) {
-	if t.n == 0 {
-		return "", true
-	}
-	spans := t.spans[:t.n]
-	if !t.rewrite {
-		s := string(data)
-		for i := range spans {
-			*spans[i].dst = s[spans[i].start:spans[i].end]
-		}
-		return "", true
-	}
-	var offs [maxTextFields + 1]int
+func (t *strtab) rewriteInto(data []byte, texts *[numTextFields]string) (textField, bool) {
+	var offs [numTextFields][2]int
 	buf := t.scratch[:0]
-	for i := range spans {
-		sp := &spans[i]
-		offs[i] = len(buf)
+	for f := range numTextFields {
+		if t.set&(1<<f) == 0 {
+			continue
+		}
+		sp := &t.spans[f]
+		from := len(buf)
 		src := data[sp.start:sp.end]
 		switch sp.dec {
 		case decVerbatim:
@@ -124,26 +146,27 @@ func (t *strtab) flush(data []byte) (badField string, ok bool) {
 		case decJSON:
 			buf = appendUnJSON(buf, src)
 		case decPercent:
-			from := len(buf)
 			buf = append(buf, src...)
 			buf = buf[:from+percentDecodeStable(buf[from:])]
 			if !utf8.Valid(buf[from:]) {
 				t.keep(buf)
-				return sp.field, false
+				return f, false
 			}
 		case decJoinQuery:
 			buf = append(buf, src...)
 			buf = append(buf, '?')
 			buf = append(buf, data[sp.qStart:sp.qEnd]...)
 		}
+		offs[f] = [2]int{from, len(buf)}
 	}
-	offs[len(spans)] = len(buf)
 	s := string(buf)
-	for i := range spans {
-		*spans[i].dst = s[offs[i]:offs[i+1]]
+	for f := range numTextFields {
+		if t.set&(1<<f) != 0 {
+			texts[f] = s[offs[f][0]:offs[f][1]]
+		}
 	}
 	t.keep(buf)
-	return "", true
+	return 0, true
 }
 
 func (t *strtab) keep(buf []byte) {

@@ -2,11 +2,11 @@
 // Validates CloudFormation templates offline with @aws/cloudformation-validate
 // (bundled resource schemas + cfn-lint rules, no AWS calls).
 //
-// usage: node validate.js TEMPLATE...
-// Every diagnostic at INFO or above fails the run: warnings are failures
-// here, and a finding that is really wanted is excluded below with a reason.
-// The last line is machine-readable for internal/deploycheck:
-//   RESULT files=N diagnostics=N
+// usage: node validate.js [--json] TEMPLATE...
+// Every diagnostic at INFO or above fails the run (strict: warnings are
+// errors); a finding that is really wanted is excluded below with a reason.
+// With --json each template's report is printed as one JSON line
+// {"file", "status", "diagnostics": [...]} for internal/deploycheck.
 'use strict';
 
 const path = require('path');
@@ -20,9 +20,17 @@ const cfv = require(path.join(modDir, '@aws/cloudformation-validate'));
 
 // Findings switched off on purpose, by rule id. Keep this list short and
 // say why; everything else fails.
-const EXCLUDE = [];
+const EXCLUDE = [
+    {
+        id: 'I9001',
+        why: 'create-only properties: table, topic, cluster and alarm names are fixed by the fleet contract, so a rename is meant to replace',
+    },
+];
 
-const files = process.argv.slice(2);
+let args = process.argv.slice(2);
+const json = args[0] === '--json';
+if (json) args = args.slice(1);
+const files = args;
 if (files.length === 0) {
     console.error('usage: validate.js TEMPLATE...');
     process.exit(2);
@@ -38,12 +46,22 @@ try {
             strict: true,
             exclude: { ids: EXCLUDE.map((e) => e.id) },
         });
-        if (report.status !== 'OK') {
-            console.log(`${f}: validation status ${report.status}`);
-            failed = true;
+        if (report.status !== 'OK') failed = true;
+        total += report.diagnostics.length;
+        if (json) {
+            const diagnostics = report.diagnostics.map((d) => ({
+                ruleId: d.ruleId,
+                severity: d.severity,
+                message: d.message,
+                logicalId: d.entity ? d.entity.logicalId : '',
+                propertyPath: d.propertyPath || '',
+                line: d.startLine || 0,
+            }));
+            console.log(JSON.stringify({ file: f, status: report.status, version: cfv.version(), diagnostics }));
+            continue;
         }
+        if (report.status !== 'OK') console.log(`${f}: validation status ${report.status}`);
         for (const d of report.diagnostics) {
-            total++;
             const where = d.entity ? `${d.entity.logicalId}${d.propertyPath ? '.' + d.propertyPath : ''}` : d.propertyPath || '';
             console.log(`${f}:${d.startLine ?? 0}:${d.startColumn ?? 0}: [${d.severity}] ${d.ruleId} ${where}: ${d.message}`);
         }
@@ -51,5 +69,5 @@ try {
 } finally {
     engine.free();
 }
-console.log(`RESULT files=${files.length} diagnostics=${total} engine=${cfv.version()}`);
+if (!json) console.log(`${files.length} template(s), ${total} finding(s), @aws/cloudformation-validate ${cfv.version()}`);
 process.exit(failed || total > 0 ? 1 : 0);

@@ -352,23 +352,26 @@ func (t *trigramIndex) scan(up []byte, lits []string, litPat [][]int32, cand []i
 	return cand
 }
 
-// tokenAt returns the word of s around the match s[start:end]: the match
-// widened to letters, digits, '.', '-' and '_' (so a match of "Ahrefs"
-// in "AhrefsBot/6.1" names "AhrefsBot"), at most 64 bytes.
+// tokenAt names the match s[start:end]: the word (letters, digits, '.',
+// '-', '_') around its first word byte, so a match of "Ahrefs" in
+// "AhrefsBot/6.1" names "AhrefsBot" and one of "Java/" names "Java"; at
+// most 64 bytes.
 func tokenAt(s string, start, end int) string {
-	for start < end && !isTokenByte(s[start]) {
-		start++
+	i := start
+	for i < end && !isTokenByte(s[i]) {
+		i++
 	}
-	if start == end {
+	if i == end {
 		return strings.TrimSpace(s[start:end])
 	}
-	for start > 0 && isTokenByte(s[start-1]) {
-		start--
+	lo, hi := i, i
+	for lo > 0 && isTokenByte(s[lo-1]) {
+		lo--
 	}
-	for end < len(s) && isTokenByte(s[end]) {
-		end++
+	for hi < len(s) && isTokenByte(s[hi]) {
+		hi++
 	}
-	tok := strings.Trim(s[start:end], ".-_")
+	tok := strings.Trim(s[lo:hi], ".-_")
 	if len(tok) > 64 {
 		tok = tok[:64]
 	}
@@ -563,7 +566,10 @@ func requiredLiterals(re *syntax.Regexp) []string {
 	if set == nil || slices.Contains(set, "") {
 		return nil
 	}
-	return set
+	// A text containing "RUBY/" contains "RUBY": keep only the shorter.
+	return slices.DeleteFunc(slices.Clone(set), func(l string) bool {
+		return slices.ContainsFunc(set, func(o string) bool { return o != l && strings.Contains(l, o) })
+	})
 }
 
 func analyse(re *syntax.Regexp) litInfo {

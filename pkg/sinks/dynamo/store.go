@@ -26,7 +26,8 @@ type StoreAPI interface {
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// Retry governs retries of throttled calls (zero value: until ctx ends).
+	// Retry governs retries of throttled calls (zero value: retry.Policy's
+	// defaults).
 	Retry retry.Policy
 	// MaxQueryItems bounds the items one Query returns; more is an error
 	// wrapping sinks.ErrTooManyResults (default 100,000).

@@ -34,9 +34,9 @@ type BatchWriteAPI interface {
 
 // WriterOptions configures an ItemWriter.
 type WriterOptions struct {
-	// Retry governs retries of throttled calls and unprocessed items.
-	// The zero value retries until the context ends, as the sink contract
-	// asks: nothing may be checkpointed before it is written.
+	// Retry governs retries of throttled calls and unprocessed items
+	// (zero value: retry.Policy's defaults, 8 attempts). What is still
+	// unwritten after that is reported; the caller must not checkpoint.
 	Retry retry.Policy
 	// MaxInFlight bounds concurrent BatchWriteItem calls per WriteItems
 	// call (default 4).

@@ -13,18 +13,22 @@ var ErrExhausted = errors.New("retries exhausted")
 
 // Defaults used for zero fields of Policy.
 const (
-	DefaultBase = 25 * time.Millisecond
-	DefaultCap  = 5 * time.Second
+	DefaultMaxAttempts = 8
+	DefaultBase        = 25 * time.Millisecond
+	DefaultCap         = 5 * time.Second
 )
 
 // Sleeper waits d or until ctx ends, returning ctx.Err() in the latter case.
 type Sleeper func(ctx context.Context, d time.Duration) error
 
 // Policy is exponential backoff with full jitter. The zero value is usable:
-// it retries until the context ends, from 25 ms up to 5 s between attempts.
+// 8 attempts, waiting up to 25 ms, 50 ms, ... 1.6 s between them (3.2 s in
+// all at most). The bound is finite by default so a sink reports a
+// persistent failure to its caller (which logs it and may retry the whole
+// call) instead of going quiet until shutdown.
 type Policy struct {
-	// MaxAttempts bounds the number of calls, the first included.
-	// 0 means no bound: retry until the context ends.
+	// MaxAttempts bounds the number of calls, the first included: 0 means
+	// DefaultMaxAttempts, negative means no bound (until ctx ends).
 	MaxAttempts int `yaml:"max_attempts"`
 	// Base is the backoff ceiling after the first failure; it doubles per
 	// attempt up to Cap.
@@ -40,8 +44,6 @@ type Policy struct {
 // Validate reports nonsensical settings.
 func (p Policy) Validate() error {
 	switch {
-	case p.MaxAttempts < 0:
-		return fmt.Errorf("retry: max_attempts %d < 0", p.MaxAttempts)
 	case p.Base < 0 || p.Cap < 0:
 		return fmt.Errorf("retry: negative backoff (base %v, cap %v)", p.Base, p.Cap)
 	case p.Cap != 0 && p.Base > p.Cap:
@@ -82,7 +84,14 @@ func (p Policy) Wait(ctx context.Context, attempt int) error {
 
 // More reports whether another attempt is allowed after attempts calls.
 func (p Policy) More(attempts int) bool {
-	return p.MaxAttempts == 0 || attempts < p.MaxAttempts
+	switch {
+	case p.MaxAttempts < 0:
+		return true
+	case p.MaxAttempts == 0:
+		return attempts < DefaultMaxAttempts
+	default:
+		return attempts < p.MaxAttempts
+	}
 }
 
 // Do calls fn until it succeeds, returns an error retryable rejects, the

@@ -1,0 +1,416 @@
+package botdetect
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+)
+
+// Result name in partition keys: "bot#60s#2026-11-22T09:41:00Z".
+const resultName = "bot"
+
+// KindChunk marks the second and later chunks of a shard's partial (the
+// first chunk is the window.KindPartial item and says how many exist).
+const KindChunk = "partial-chunk"
+
+// Attributes of botdetect items beyond window's common ones.
+const (
+	attrState       = "state"             // B: encoded IP states (partials)
+	attrChunk       = "chunk"             // N: chunk number (chunks > 0)
+	attrChunks      = "chunks"            // N: chunks of this shard's partial
+	attrHosts       = "hosts"             // L of S: host table
+	attrNames       = "ua_names"          // L of S: crawler-name table
+	attrRequests    = "requests"          // N
+	attrBotRequests = "bot_requests"      // N: requests with a crawler UA
+	attrOverflow    = "overflow_requests" // N: requests of untracked IPs
+	attrIPs         = "ips"               // N: distinct IPs
+	attrFinalShards = "final_shards"      // N (global): merged partials that were final
+	attrBotShare    = "bot_share"         // N (global): bot_requests / requests
+	attrFlaggedIPs  = "flagged_ips"       // N (global): all flagged IPs
+	attrFlaggedReqs = "flagged_requests"  // N (global): their requests
+	attrFlagged     = "flagged"           // L of M (global): the top max_report flagged IPs
+)
+
+// chunkSK returns the sort key of chunk n (> 0) of shard's partial.
+func chunkSK(shardID string, n int) string {
+	return window.ShardSK(shardID) + "#" + fmt.Sprintf("%03d", n)
+}
+
+// partialItems returns the items of s's partial for window [start, end):
+// chunk 0 always (it carries the position and totals), later chunks only
+// when dirty or all is set.
+func partialItems(table string, k window.Keys, shardID string, start, end time.Time, pos window.Position,
+	final bool, expires time.Time, s *winState, all bool, buf []byte,
+) ([]processors.Item, []byte) {
+	pk := k.Window(start)
+	n := s.chunks()
+	items := make([]processors.Item, 0, 1)
+	for c := range n {
+		if c > 0 && !all && (c >= len(s.dirty) || !s.dirty[c]) {
+			continue
+		}
+		lo, hi := c*chunkIPs, min((c+1)*chunkIPs, len(s.ips))
+		buf = appendChunk(buf[:0], s.ips[lo:hi], s.stats[lo:hi])
+		state := &types.AttributeValueMemberB{Value: slices.Clone(buf)}
+		var attrs map[string]types.AttributeValue
+		var sk string
+		if c == 0 {
+			sk = window.ShardSK(shardID)
+			attrs = window.Header{PK: pk, SK: sk, Kind: window.KindPartial, Shard: shardID, Start: start, End: end,
+				Pos: pos, Final: final, ExpiresAt: expires}.Attrs(9)
+			attrs[attrChunks] = window.Int(int64(n))
+			attrs[attrHosts] = strList(s.hosts.strs[1:])
+			attrs[attrNames] = strList(s.names.strs[1:])
+			attrs[attrRequests] = window.Int(s.totals.Requests)
+			attrs[attrBotRequests] = window.Int(s.totals.BotRequests)
+			attrs[attrOverflow] = window.Int(s.totals.Overflow)
+			attrs[attrIPs] = window.Int(int64(len(s.ips)))
+		} else {
+			sk = chunkSK(shardID, c)
+			attrs = window.Header{PK: pk, SK: sk, Kind: KindChunk, Shard: shardID, Start: start, End: end,
+				Final: final, ExpiresAt: expires}.Attrs(2)
+			attrs[attrChunk] = window.Int(int64(c))
+		}
+		attrs[attrState] = state
+		items = append(items, processors.Item{Table: table, Key: pk + "|" + sk, Attrs: attrs})
+	}
+	return items, buf
+}
+
+func strList(ss []string) types.AttributeValue {
+	l := make([]types.AttributeValue, len(ss))
+	for i, s := range ss {
+		l[i] = window.Str(s)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+func readStrList(item map[string]types.AttributeValue, name string) []string {
+	l, _ := item[name].(*types.AttributeValueMemberL)
+	if l == nil {
+		return nil
+	}
+	out := make([]string, 0, len(l.Value))
+	for _, v := range l.Value {
+		s, _ := v.(*types.AttributeValueMemberS)
+		if s == nil {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, s.Value)
+	}
+	return out
+}
+
+// shardPartial is one shard's decoded partial for one window.
+type shardPartial struct {
+	header window.Header
+	totals totals
+	chunks int
+	hosts  []string // index 0 is ""
+	names  []string
+	ips    map[string]ipStat
+	order  []string // ips in chunk order
+}
+
+// decodePartials decodes the partial items of one window (chunk 0 and
+// later chunks of any number of shards), by shard id. Chunks beyond a
+// shard's current chunk count are leftovers and ignored.
+func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardPartial, error) {
+	out := map[string]*shardPartial{}
+	// Chunk 0 first: it holds the tables the other chunks index.
+	for _, it := range items {
+		kind, _ := window.GetStr(it, window.AttrKind)
+		if kind != window.KindPartial {
+			continue
+		}
+		h, err := window.ParseHeader(it)
+		if err != nil {
+			return nil, err
+		}
+		p := &shardPartial{header: h, ips: map[string]ipStat{}}
+		n, _ := window.GetInt(it, attrChunks)
+		p.chunks = int(n)
+		p.totals.Requests, _ = window.GetInt(it, attrRequests)
+		p.totals.BotRequests, _ = window.GetInt(it, attrBotRequests)
+		p.totals.Overflow, _ = window.GetInt(it, attrOverflow)
+		p.hosts = append([]string{""}, readStrList(it, attrHosts)...)
+		p.names = append([]string{""}, readStrList(it, attrNames)...)
+		if err := p.addChunk(it); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
+		}
+		out[h.Shard] = p
+	}
+	for _, it := range items {
+		kind, _ := window.GetStr(it, window.AttrKind)
+		if kind != KindChunk {
+			continue
+		}
+		shard, _ := window.GetStr(it, window.AttrShard)
+		c, _ := window.GetInt(it, attrChunk)
+		p := out[shard]
+		if p == nil || c <= 0 || int(c) >= p.chunks {
+			continue
+		}
+		if err := p.addChunk(it); err != nil {
+			sk, _ := window.GetStr(it, window.AttrSK)
+			return nil, fmt.Errorf("%s: %w", sk, err)
+		}
+	}
+	return out, nil
+}
+
+func (p *shardPartial) addChunk(it map[string]types.AttributeValue) error {
+	b, _ := it[attrState].(*types.AttributeValueMemberB)
+	if b == nil {
+		return fmt.Errorf("%w: missing %s", window.ErrBadItem, attrState)
+	}
+	return decodeChunk(b.Value, func(ip string, st ipStat) {
+		if _, dup := p.ips[ip]; !dup {
+			p.order = append(p.order, ip)
+		}
+		p.ips[ip] = st
+	})
+}
+
+// restoreState rebuilds a window's in-memory state from a shard partial.
+// Chunk assignment follows the partial's order, so later writes rewrite
+// the same chunks.
+func restoreState(p *shardPartial) *winState {
+	s := newWinState()
+	s.totals = p.totals
+	s.hosts.load(p.hosts[1:])
+	s.names.load(p.names[1:])
+	for _, ip := range p.order {
+		st := p.ips[ip]
+		// Table indexes stay valid: the tables were rebuilt in order.
+		s.index[ip] = int32(len(s.ips))
+		s.ips = append(s.ips, ip)
+		s.stats = append(s.stats, st)
+	}
+	s.dirty = make([]bool, s.chunks())
+	return s
+}
+
+// FlaggedIP is one IP flagged in a window.
+type FlaggedIP struct {
+	IP string
+	// Reasons are "ua:<crawler name>", "rate", "robots" and "crawl".
+	Reasons     []string
+	Requests    int64
+	Bytes       int64
+	BotRequests int64  // requests with a crawler User-Agent
+	Host        string // first virtual host or CloudFront edge seen
+	UA          string // first crawler name seen ("" if none)
+}
+
+// Result is the fleet-wide bot detection result of one window.
+type Result struct {
+	Start, End time.Time
+	// Shards is the number of shard partials merged, FinalShards how many
+	// of them were final. The result is complete once every shard that
+	// had traffic in the window has finalised it.
+	Shards, FinalShards int
+	Requests            int64
+	BotRequests         int64 // requests with a crawler User-Agent
+	Overflow            int64 // requests of IPs beyond max_ips
+	IPs                 int   // distinct IPs
+	// FlaggedIPs and FlaggedRequests count every flagged IP; Flagged lists
+	// the most active ones (requests desc, then IP).
+	FlaggedIPs      int
+	FlaggedRequests int64
+	Flagged         []FlaggedIP
+}
+
+// BotShare returns BotRequests / Requests (0 when there were none).
+func (r Result) BotShare() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(r.BotRequests) / float64(r.Requests)
+}
+
+// Merge combines the shard partial items of one window (as read from the
+// results table: every item of the window's partition key except the
+// global one) into the fleet-wide result, flagging IPs by sig over their
+// summed counters. maxReport bounds Result.Flagged (<= 0: no bound).
+// `consumer query` uses it to show windows still open.
+func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) (Result, error) {
+	parts, err := decodePartials(items)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	type merged struct {
+		ipStat
+		host, ua string
+	}
+	all := map[string]*merged{}
+	shards := make([]string, 0, len(parts))
+	for id := range parts {
+		shards = append(shards, id)
+	}
+	slices.Sort(shards) // deterministic host/ua choice
+	for _, id := range shards {
+		p := parts[id]
+		r.Shards++
+		if p.header.Final {
+			r.FinalShards++
+		}
+		if r.Start.IsZero() {
+			r.Start, r.End = p.header.Start, p.header.End
+		}
+		r.Requests += p.totals.Requests
+		r.BotRequests += p.totals.BotRequests
+		r.Overflow += p.totals.Overflow
+		for _, ip := range p.order {
+			st := p.ips[ip]
+			m := all[ip]
+			if m == nil {
+				m = &merged{}
+				all[ip] = m
+			}
+			m.Requests += st.Requests
+			m.Bytes += st.Bytes
+			m.BotRequests += st.BotRequests
+			m.Robots = m.Robots || st.Robots
+			m.NoRef = m.NoRef || st.NoRef
+			m.Paths.merge(st.Paths)
+			if m.host == "" && int(st.Host) < len(p.hosts) {
+				m.host = p.hosts[st.Host]
+			}
+			if m.ua == "" && int(st.UA) < len(p.names) {
+				m.ua = p.names[st.UA]
+			}
+		}
+	}
+	r.IPs = len(all)
+	for ip, m := range all {
+		reasons := sig.reasons(&m.ipStat, m.ua)
+		if len(reasons) == 0 {
+			continue
+		}
+		r.FlaggedIPs++
+		r.FlaggedRequests += m.Requests
+		r.Flagged = append(r.Flagged, FlaggedIP{IP: ip, Reasons: reasons, Requests: m.Requests, Bytes: m.Bytes,
+			BotRequests: m.BotRequests, Host: m.host, UA: m.ua})
+	}
+	slices.SortFunc(r.Flagged, func(a, b FlaggedIP) int {
+		if c := cmp.Compare(b.Requests, a.Requests); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.IP, b.IP)
+	})
+	if maxReport > 0 && len(r.Flagged) > maxReport {
+		r.Flagged = r.Flagged[:maxReport]
+	}
+	return r, nil
+}
+
+// reasons returns why st is flagged (nil if it is not).
+func (sig Signals) reasons(st *ipStat, ua string) []string {
+	var rs []string
+	if st.BotRequests > 0 {
+		if ua == "" {
+			ua = "unknown"
+		}
+		rs = append(rs, "ua:"+ua)
+	}
+	if sig.RateRequests > 0 && st.Requests >= sig.RateRequests {
+		rs = append(rs, "rate")
+	}
+	if sig.Robots && st.Robots {
+		rs = append(rs, "robots")
+	}
+	if sig.CrawlPaths > 0 && st.NoRef && st.Paths.estimate() >= float64(sig.CrawlPaths) {
+		rs = append(rs, "crawl")
+	}
+	return rs
+}
+
+// globalItem returns r as the window's global item.
+func globalItem(table string, k window.Keys, r Result, expires time.Time) processors.Item {
+	pk := k.Window(r.Start)
+	attrs := window.Header{PK: pk, SK: window.GlobalSK, Kind: window.KindGlobal, Start: r.Start, End: r.End,
+		Final: r.Shards > 0 && r.FinalShards == r.Shards, ExpiresAt: expires}.Attrs(10)
+	attrs[window.AttrMerged] = window.Int(int64(r.Shards))
+	attrs[attrFinalShards] = window.Int(int64(r.FinalShards))
+	attrs[attrRequests] = window.Int(r.Requests)
+	attrs[attrBotRequests] = window.Int(r.BotRequests)
+	attrs[attrBotShare] = window.Float(r.BotShare())
+	attrs[attrOverflow] = window.Int(r.Overflow)
+	attrs[attrIPs] = window.Int(int64(r.IPs))
+	attrs[attrFlaggedIPs] = window.Int(int64(r.FlaggedIPs))
+	attrs[attrFlaggedReqs] = window.Int(r.FlaggedRequests)
+	list := make([]types.AttributeValue, len(r.Flagged))
+	for i, f := range r.Flagged {
+		m := map[string]types.AttributeValue{
+			"ip":           window.Str(f.IP),
+			"reasons":      strList(f.Reasons),
+			"requests":     window.Int(f.Requests),
+			"bytes":        window.Int(f.Bytes),
+			"bot_requests": window.Int(f.BotRequests),
+		}
+		if f.Host != "" {
+			m["host"] = window.Str(f.Host)
+		}
+		if f.UA != "" {
+			m["ua"] = window.Str(f.UA)
+		}
+		list[i] = &types.AttributeValueMemberM{Value: m}
+	}
+	attrs[attrFlagged] = &types.AttributeValueMemberL{Value: list}
+	return processors.Item{Table: table, Key: pk + "|" + window.GlobalSK, Attrs: attrs}
+}
+
+// ParseGlobal decodes a window's global item (as written by the
+// processor) into a Result.
+func ParseGlobal(item map[string]types.AttributeValue) (Result, error) {
+	h, err := window.ParseHeader(item)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Start: h.Start, End: h.End}
+	n, _ := window.GetInt(item, window.AttrMerged)
+	r.Shards = int(n)
+	n, _ = window.GetInt(item, attrFinalShards)
+	r.FinalShards = int(n)
+	r.Requests, _ = window.GetInt(item, attrRequests)
+	r.BotRequests, _ = window.GetInt(item, attrBotRequests)
+	r.Overflow, _ = window.GetInt(item, attrOverflow)
+	n, _ = window.GetInt(item, attrIPs)
+	r.IPs = int(n)
+	n, _ = window.GetInt(item, attrFlaggedIPs)
+	r.FlaggedIPs = int(n)
+	r.FlaggedRequests, _ = window.GetInt(item, attrFlaggedReqs)
+	l, _ := item[attrFlagged].(*types.AttributeValueMemberL)
+	if l == nil {
+		return r, nil
+	}
+	for _, v := range l.Value {
+		m, _ := v.(*types.AttributeValueMemberM)
+		if m == nil {
+			return r, fmt.Errorf("%w: %s entry", window.ErrBadItem, attrFlagged)
+		}
+		var f FlaggedIP
+		f.IP, _ = window.GetStr(m.Value, "ip")
+		f.Reasons = readStrList(m.Value, "reasons")
+		f.Requests, _ = window.GetInt(m.Value, "requests")
+		f.Bytes, _ = window.GetInt(m.Value, "bytes")
+		f.BotRequests, _ = window.GetInt(m.Value, "bot_requests")
+		f.Host, _ = window.GetStr(m.Value, "host")
+		f.UA, _ = window.GetStr(m.Value, "ua")
+		r.Flagged = append(r.Flagged, f)
+	}
+	return r, nil
+}
+
+// keysFor returns the partition keys of botdetect results for windows of
+// size.
+func keysFor(size time.Duration) window.Keys { return window.NewKeys(resultName, size) }

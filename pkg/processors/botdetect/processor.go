@@ -1,0 +1,386 @@
+package botdetect
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+// Name is the plugin name used in configuration.
+const Name = "botdetect"
+
+// Metric names emitted per event-time second.
+const (
+	MetricBotShare    = "BotShare"    // Percent; Value/Count is the share of requests with a crawler UA
+	MetricBotRequests = "BotRequests" // Count
+	MetricLate        = "LateRecords" // Count, dimension Processor=botdetect
+)
+
+// maxPendingGlobals bounds the closed windows kept while their global
+// merge waits for the store.
+const maxPendingGlobals = 64
+
+// Plugin returns the botdetect plugin for the consumer's registry.
+func Plugin() processors.Plugin {
+	return processors.Plugin{
+		Name: Name,
+		Doc:  "flags crawler User-Agents and bot-like client IPs (rate, robots.txt, crawling) per window",
+		Build: func(settings *yaml.Node, app processors.AppInfo) (processors.Factory, error) {
+			cfg, err := DecodeConfig(settings, "processors."+Name)
+			if err != nil {
+				return nil, err
+			}
+			det, err := NewDetector(cfg.UserAgents)
+			if err != nil {
+				return nil, fmt.Errorf("processors.%s: %w", Name, err)
+			}
+			return NewFactory(cfg, app, det)
+		},
+	}
+}
+
+// NewFactory returns the factory of botdetect processors. det is shared
+// by every instance (one per shard lease), so its cache serves the whole
+// worker. cfg must be valid (DecodeConfig validates).
+func NewFactory(cfg Config, app processors.AppInfo, det *Detector) (processors.Factory, error) {
+	if det == nil {
+		return nil, fmt.Errorf("processors.%s: %w: nil detector", Name, processors.ErrInvalidPlugin)
+	}
+	table := app.Tables.Results
+	if table == "" {
+		if app.App == "" {
+			return nil, fmt.Errorf("processors.%s: %w: no results table (application name unset)", Name, processors.ErrInvalidPlugin)
+		}
+		table = processors.TablesFor(app.App).Results
+	}
+	retention := cfg.Retention
+	if retention == 0 {
+		retention = app.RetentionOrDefault()
+	}
+	f := &factory{cfg: cfg, det: det, keys: keysFor(cfg.Size), table: table, retention: retention}
+	return f.new, nil
+}
+
+type factory struct {
+	cfg       Config
+	det       *Detector
+	keys      window.Keys
+	table     string
+	retention time.Duration
+}
+
+// secCount counts one event-time second for the bot-share metric.
+type secCount struct {
+	sec      int64
+	all, bot int64
+}
+
+// pendingGlobal is a closed window whose global item is still to write.
+type pendingGlobal struct {
+	start time.Time
+	// own are this shard's final items, which may not be durable yet; nil
+	// when the window was restored as final (its items are durable).
+	own []processors.Item
+}
+
+type processor struct {
+	f       *factory
+	env     processors.Env
+	log     *zap.Logger
+	tr      *window.Tracker[*winState]
+	secs    []secCount
+	secIdx  map[int64]int
+	pending []pendingGlobal
+	buf     []byte
+	closed  bool
+}
+
+func (f *factory) new(ctx context.Context, env processors.Env) (processors.Processor, error) {
+	log := env.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &processor{
+		f:      f,
+		env:    env,
+		log:    log,
+		tr:     window.NewTracker(f.cfg.Config, newWinState),
+		secIdx: map[int64]int{},
+	}
+	if env.Store != nil {
+		if err := p.restore(ctx); err != nil {
+			return nil, fmt.Errorf("%s: shard %s: restore: %w", Name, env.Shard.ShardID, err)
+		}
+	}
+	return p, nil
+}
+
+// restore loads the previous owner's cursor and partials: open windows
+// continue from their totals, final ones only mark records as replayed
+// and get their global item rewritten (it may not have been durable).
+func (p *processor) restore(ctx context.Context) error {
+	shard := p.env.Shard.ShardID
+	c, partials, found, err := window.Load(ctx, p.env.Store, p.f.table, p.f.keys, shard)
+	if err != nil || !found {
+		return err
+	}
+	p.tr.RestoreCursor(c)
+	for _, it := range partials {
+		h, err := window.ParseHeader(it)
+		if err != nil {
+			return err
+		}
+		if h.Final {
+			p.tr.Restore(h.Start, nil, h.Pos, true)
+			p.pending = append(p.pending, pendingGlobal{start: h.Start})
+			continue
+		}
+		items := []map[string]types.AttributeValue{it}
+		if n, _ := window.GetInt(it, attrChunks); n > 1 {
+			more, err := p.env.Store.Query(ctx, p.f.table, window.AttrPK, h.PK, window.AttrSK,
+				chunkSK(shard, 1), chunkSK(shard, int(n)-1))
+			if err != nil {
+				return fmt.Errorf("load chunks of %s: %w", h.PK, err)
+			}
+			items = append(items, more...)
+		}
+		parts, err := decodePartials(items)
+		if err != nil {
+			return err
+		}
+		sp := parts[shard]
+		if sp == nil {
+			return fmt.Errorf("%w: partial %s %s names another shard", window.ErrBadItem, h.PK, h.SK)
+		}
+		p.tr.Restore(h.Start, restoreState(sp), h.Pos, false)
+	}
+	return nil
+}
+
+// Process implements processors.Processor.
+func (p *processor) Process(_ context.Context, recs []records.Record, _ processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	maxIPs := p.f.cfg.MaxIPs
+	for i := range recs {
+		r := &recs[i]
+		if r.Kind != records.KindHit {
+			continue
+		}
+		ev := r.EventTime()
+		w, verdict := p.tr.Add(ev, window.PositionOf(&r.Meta))
+		if verdict != window.Accepted {
+			continue
+		}
+		ua := p.f.det.Classify(r.UserAgent)
+		s := w.State
+		s.totals.Requests++
+		if ua.Bot {
+			s.totals.BotRequests++
+		}
+		p.countSecond(ev.Unix(), ua.Bot)
+		if r.ClientIP == "" {
+			continue
+		}
+		st := s.stat(r.ClientIP, maxIPs)
+		if st == nil {
+			s.totals.Overflow++
+			continue
+		}
+		st.Requests++
+		if r.Bytes > 0 {
+			st.Bytes += r.Bytes
+		}
+		if ua.Bot {
+			st.BotRequests++
+			if st.UA == 0 {
+				st.UA = s.names.id(ua.Name)
+			}
+		}
+		if st.Host == 0 && r.Host != "" {
+			st.Host = s.hosts.id(r.Host)
+		}
+		if isRobots(r.Path) {
+			st.Robots = true
+		}
+		if r.Referer == "" || r.Referer == "-" {
+			st.NoRef = true
+			st.Paths.add(r.Path)
+		}
+	}
+	p.tr.Seal()
+	return nil
+}
+
+func isRobots(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/robots.txt")
+	return ok && (rest == "" || rest[0] == '?')
+}
+
+func (p *processor) countSecond(sec int64, bot bool) {
+	i := len(p.secs) - 1
+	if i < 0 || p.secs[i].sec != sec {
+		var ok bool
+		if i, ok = p.secIdx[sec]; !ok {
+			i = len(p.secs)
+			p.secs = append(p.secs, secCount{sec: sec})
+			p.secIdx[sec] = i
+		}
+	}
+	p.secs[i].all++
+	if bot {
+		p.secs[i].bot++
+	}
+}
+
+// Flush implements processors.Processor: partials of changed windows,
+// finals and global items of windows that closed, metrics.
+func (p *processor) Flush(ctx context.Context, out processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	return p.emit(ctx, out, p.tr.Expire(p.env.Clock.Now()))
+}
+
+// Close implements processors.Processor.
+func (p *processor) Close(ctx context.Context, reason processors.Reason, out processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	var err error
+	switch reason {
+	case processors.ShardEnded:
+		err = p.emit(ctx, out, p.tr.CloseAll())
+	case processors.Shutdown:
+		err = p.emit(ctx, out, p.tr.Expire(p.env.Clock.Now()))
+	default: // LeaseLost: the new owner redoes the work
+	}
+	p.closed = true
+	p.tr.Drop()
+	p.pending, p.secs = nil, nil
+	clear(p.secIdx)
+	return err
+}
+
+func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*window.Window[*winState]) error {
+	shard := p.env.Shard.ShardID
+	changed := len(closed) > 0
+	for _, w := range closed {
+		var items []processors.Item
+		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, true,
+			w.End.Add(p.f.retention), w.State, true, p.buf)
+		for _, it := range items {
+			out.Put(it)
+		}
+		p.pending = append(p.pending, pendingGlobal{start: w.Start, own: items})
+	}
+	for _, w := range p.tr.Open() {
+		if !w.Dirty() {
+			continue
+		}
+		changed = true
+		var items []processors.Item
+		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, false,
+			w.End.Add(p.f.retention), w.State, false, p.buf)
+		for _, it := range items {
+			out.Put(it)
+		}
+		clear(w.State.dirty)
+	}
+	if changed {
+		now := p.env.Clock.Now()
+		out.Put(window.CursorItem(p.f.table, p.f.keys, shard, p.tr.Cursor(), now.Add(p.f.retention)))
+	}
+	p.tr.MarkClean()
+	p.emitMetrics(out)
+	return p.mergeGlobals(ctx, out)
+}
+
+// mergeGlobals writes the global item of every closed window: the other
+// shards' durable partials with this shard's own final items in place of
+// its stored ones. A store error leaves the window pending for the next
+// flush (the global item is derived data; the partials are safe).
+func (p *processor) mergeGlobals(ctx context.Context, out processors.Emitter) error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	if p.env.Store == nil {
+		p.pending = p.pending[:0]
+		return nil
+	}
+	shard := p.env.Shard.ShardID
+	done := 0
+	for _, pg := range p.pending {
+		pk := p.f.keys.Window(pg.start)
+		items, err := p.env.Store.Query(ctx, p.f.table, window.AttrPK, pk, window.AttrSK, "shard#", "shard#~")
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s: global %s: %w", Name, pk, err)
+			}
+			p.log.Warn("global merge deferred", zap.String("pk", pk), zap.Error(err))
+			break
+		}
+		if pg.own != nil {
+			items = slices.DeleteFunc(items, func(it map[string]types.AttributeValue) bool {
+				s, _ := window.GetStr(it, window.AttrShard)
+				return s == shard
+			})
+			for _, it := range pg.own {
+				items = append(items, it.Attrs)
+			}
+		}
+		r, err := Merge(p.f.cfg.Signals, p.f.cfg.MaxReport, items)
+		if err != nil {
+			// Corrupt stored partials: nothing a retry fixes.
+			p.log.Error("global merge failed", zap.String("pk", pk), zap.Error(err))
+			done++
+			continue
+		}
+		if r.Shards > 0 {
+			out.Put(globalItem(p.f.table, p.f.keys, r, r.End.Add(p.f.retention)))
+		}
+		done++
+	}
+	p.pending = slices.Delete(p.pending, 0, done)
+	if n := len(p.pending) - maxPendingGlobals; n > 0 {
+		p.log.Warn("dropping deferred global merges", zap.Int("windows", n))
+		p.pending = slices.Delete(p.pending, 0, n)
+	}
+	return nil
+}
+
+func (p *processor) emitMetrics(out processors.Emitter) {
+	slices.SortFunc(p.secs, func(a, b secCount) int { return int(a.sec - b.sec) })
+	for _, s := range p.secs {
+		t := time.Unix(s.sec, 0).UTC()
+		out.Metric(processors.Datum{Name: MetricBotShare, Unit: "Percent", Time: t, Value: 100 * float64(s.bot), Count: float64(s.all)})
+		out.Metric(processors.Datum{Name: MetricBotRequests, Unit: "Count", Time: t, Value: float64(s.bot), Count: 1})
+	}
+	p.secs = p.secs[:0]
+	clear(p.secIdx)
+	if late := p.tr.TakeCounts().Late; late > 0 {
+		out.Metric(processors.Datum{Name: MetricLate, Unit: "Count", Dims: []processors.Dim{{Name: "Processor", Value: Name}},
+			Time: p.env.Clock.Now().UTC().Truncate(time.Second), Value: float64(late), Count: 1})
+	}
+}
+
+// StateSize returns the client IPs held across open windows (the
+// conformance kit's bounded-state check).
+func (p *processor) StateSize() int {
+	n := 0
+	for _, w := range p.tr.Open() {
+		n += len(w.State.ips)
+	}
+	return n
+}
