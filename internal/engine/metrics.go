@@ -24,10 +24,10 @@ type Metrics struct {
 	SinkRetries      *prometheus.CounterVec
 	GetRecordsSecs   prometheus.Histogram
 
-	mu          sync.Mutex
-	held        map[string]bool
-	lastCkpt    map[string]time.Time
-	now         func() time.Time
+	mu       sync.Mutex
+	held     map[string]bool
+	lastCkpt map[string]time.Time
+	now      func() time.Time
 }
 
 // NewMetrics registers the worker's series on reg.

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/google/go-cmp/cmp"
-	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"github.com/prometheus/client_golang/prometheus"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 	"go.uber.org/zap"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"

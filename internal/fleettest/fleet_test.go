@@ -216,7 +216,7 @@ func (w *worker) exited() bool {
 
 type pos struct {
 	shard, seq string
-	sub       int64
+	sub        int64
 }
 
 // put writes n clickstream hits and returns the position of each.

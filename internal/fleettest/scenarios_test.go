@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +44,15 @@ func TestTwoWorkersShareFourShards(t *testing.T) {
 		return len(l1) == 2 && len(l2) == 2
 	})
 	t.Logf("leases: w1 %v, w2 %v", l1, l2)
+	m := metricsText(t, w1)
+	for _, want := range []string{"shardwatch_leases_held 2", "shardwatch_records_in_total{shard_id=", "shardwatch_millis_behind_latest{shard_id=", "shardwatch_checkpoint_age_seconds{shard_id=", "shardwatch_checkpoints_total{"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code := httpStatus(t, "http://"+w1.ops+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d; want 200", code)
+	}
 	if dups != 0 {
 		t.Errorf("%d duplicates without any fault", dups)
 	}
@@ -347,4 +358,64 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 			t.Errorf("%s: error output %q does not name %q", tc.name, out, tc.field)
 		}
 	}
+}
+
+// The engine's start-up errors are retried, not fatal: a worker whose
+// DynamoDB is unreachable stays up (alive, not ready) and keeps trying.
+func TestStartErrorsAreRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	cfg := e.config("")
+	dead := freeAddr(t) // nothing listens here
+	w := &worker{id: "w1", audit: filepath.Join(e.dir, "audit-w1.log"), ops: freeAddr(t), done: make(chan struct{})}
+	w.cmd = exec.Command(consumerBin, "run", "--config", cfg, "--worker-id", "w1", "--ops-addr", w.ops)
+	w.cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_DYNAMODB=http://"+dead, "AWS_MAX_ATTEMPTS=1")
+	w.cmd.Stdout, w.cmd.Stderr = w, w
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.err = w.cmd.Wait(); close(w.done) }()
+	defer func() { w.cmd.Process.Kill(); <-w.done }()
+	waitFor(t, 30*time.Second, "two failed start attempts", func() bool {
+		return strings.Count(w.logs(), "engine start failed; retrying") >= 2
+	})
+	if w.exited() {
+		t.Fatalf("worker exited: %v", w.err)
+	}
+	if code := httpStatus(t, "http://"+w.ops+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d; want 200 while retrying", code)
+	}
+	if code := httpStatus(t, "http://"+w.ops+"/readyz"); code != 503 {
+		t.Errorf("/readyz = %d; want 503 before the engine starts", code)
+	}
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+		if w.err != nil {
+			t.Errorf("exit after SIGTERM while retrying: %v", w.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("worker ignored SIGTERM while retrying start-up")
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func metricsText(t *testing.T, w *worker) string {
+	t.Helper()
+	resp, err := http.Get("http://" + w.ops + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -169,7 +169,7 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 		s.mu.Lock()
 		deadline := t.renewStarted.Add(s.cfg.FailoverTime)
 		s.mu.Unlock()
-		if now.After(deadline.Add(time.Hour)) {
+		if !now.Add(s.cfg.RenewInterval).Before(deadline) {
 			s.markLost(t, "renewals failing until failover time: "+err.Error())
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}

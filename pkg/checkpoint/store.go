@@ -131,6 +131,10 @@ func (s *Store) InitContext(ctx context.Context) error {
 		if err := s.createTable(ctx); err != nil {
 			return err
 		}
+		// DynamoDB Local is ACTIVE at once; DynamoDB takes seconds.
+		if desc, err = s.describe(ctx); err != nil && !isResourceNotFound(err) {
+			return err
+		}
 	default:
 		return err
 	}

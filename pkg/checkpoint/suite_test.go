@@ -36,20 +36,24 @@ func TestSuiteDynamoDBLocal(t *testing.T) {
 	client := dynamoDBLocal(t)
 	checkpointtest.Run(t, func(t *testing.T) checkpointtest.Deps {
 		name := "cptest-" + rand.Text()[:12]
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
-			defer cancel()
-			_, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-			var nf interface{ ErrorCode() string }
-			if err != nil && !(errors.As(err, &nf) && nf.ErrorCode() == "ResourceNotFoundException") {
-				t.Errorf("delete table %s: %v", name, err)
-			}
-		})
+		t.Cleanup(func() { dropTable(t, client, name) })
 		return checkpointtest.Deps{DynamoDB: client, TableName: name}
 	})
 }
 
-func dynamoDBLocal(t *testing.T) *dynamodb.Client {
+func dynamoDBLocalB(b *testing.B) *dynamodb.Client { return dynamoDBLocal(b) }
+
+func dropTable(tb testing.TB, client *dynamodb.Client, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	var nf interface{ ErrorCode() string }
+	if err != nil && !(errors.As(err, &nf) && nf.ErrorCode() == "ResourceNotFoundException") {
+		tb.Errorf("delete table %s: %v", name, err)
+	}
+}
+
+func dynamoDBLocal(t testing.TB) *dynamodb.Client {
 	t.Helper()
 	endpoint := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")
 	if endpoint == "" {

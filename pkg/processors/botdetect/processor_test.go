@@ -116,7 +116,7 @@ func TestSignals(t *testing.T) {
 		recs = append(recs, hit(i, "10.0.0.1", fmt.Sprintf("/a/%d", i%2), "https://shop.example/", browserUA))
 	}
 	recs = append(recs, hit(1, "10.0.0.2", "/robots.txt", "-", browserUA)) // robots
-	for i := range 8 {                                                      // crawl: 8 distinct paths, no referer
+	for i := range 8 {                                                     // crawl: 8 distinct paths, no referer
 		recs = append(recs, hit(2+i, "10.0.0.3", fmt.Sprintf("/item/%d", i), "", browserUA))
 	}
 	for i := range 8 { // same paths with a referer: not a crawl
@@ -124,8 +124,8 @@ func TestSignals(t *testing.T) {
 	}
 	recs = append(recs,
 		hit(3, "10.0.0.5", "/", "-", "Mozilla/5.0 (compatible; AhrefsBot/6.1; +http://ahrefs.com/robot/)"), // ua
-		hit(4, "10.0.0.6", "/", "-", "FriendlyMonitor/1.0 bot"),                                           // allowed
-		hit(5, "10.0.0.7", "/robots.txt?x=1", "", "curl/8.0"),                                             // ua + robots
+		hit(4, "10.0.0.6", "/", "-", "FriendlyMonitor/1.0 bot"),                                            // allowed
+		hit(5, "10.0.0.7", "/robots.txt?x=1", "", "curl/8.0"),                                              // ua + robots
 	)
 	store := processortest.NewStore()
 	out := runShard(t, newFactory(t, cfg), store, "shardId-000000000001", recs)
@@ -310,7 +310,9 @@ func TestDecodeConfig(t *testing.T) {
 		wantErr string
 		check   func(Config) bool
 	}{
-		{yaml: "", check: func(c Config) bool { return c.Size == time.Minute && c.RateRequests == 120 && c.UserAgents.CacheSize == DefaultCacheSize }},
+		{yaml: "", check: func(c Config) bool {
+			return c.Size == time.Minute && c.RateRequests == 120 && c.UserAgents.CacheSize == DefaultCacheSize
+		}},
 		{yaml: "window: 5m\nrate_requests: 600\nuser_agents: {cache_size: 50, deny: [evil]}", check: func(c Config) bool {
 			return c.Size == 5*time.Minute && c.RateRequests == 600 && c.UserAgents.CacheSize == 50 && c.UserAgents.Deny[0] == "evil"
 		}},

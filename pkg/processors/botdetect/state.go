@@ -134,19 +134,36 @@ func (t *strTable) get(i uint16) string {
 
 // pathSketch estimates the number of distinct paths by linear counting
 // over 256 bits: about +-10% at 50 paths, mergeable by OR, a fixed 32
-// bytes per IP. The hash is FNV-1a (not maphash) so every worker and every
-// restart maps a path to the same bit.
+// bytes per IP.
 type pathSketch [4]uint64
 
 func (p *pathSketch) add(path string) {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(path); i++ {
-		h ^= uint64(path[i])
-		h *= 1099511628211
-	}
-	h ^= h >> 29 // FNV's low bits mix poorly
-	b := h & 255
+	b := pathHash(path) & 255
 	p[b>>6] |= 1 << (b & 63)
+}
+
+// pathHash is a fixed-seed 64-bit hash (8 bytes per step, then a
+// murmur3-style finaliser): maphash's seed is random per process, and
+// every worker and every restart must map a path to the same bit.
+func pathHash(s string) uint64 {
+	const m = 0x9E3779B97F4A7C15
+	h := uint64(len(s)) * m
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = (h ^ w) * m
+		h ^= h >> 29
+		s = s[8:]
+	}
+	var tail uint64
+	for i := 0; i < len(s); i++ {
+		tail |= uint64(s[i]) << (8 * i)
+	}
+	h = (h ^ tail) * m
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return h
 }
 
 func (p *pathSketch) merge(q pathSketch) {
@@ -155,12 +172,28 @@ func (p *pathSketch) merge(q pathSketch) {
 	}
 }
 
-// estimate returns the estimated number of distinct paths added.
-func (p *pathSketch) estimate() float64 {
-	set := 0
+func (p *pathSketch) bits() int {
+	n := 0
 	for _, w := range p {
-		set += bits.OnesCount64(w)
+		n += bits.OnesCount64(w)
 	}
+	return n
+}
+
+// bitsFor returns how many set bits make estimate() reach n.
+func bitsFor(n int) int {
+	for k := 0; k < 256; k++ {
+		if (&pathSketch{}).estimateBits(k) >= float64(n) {
+			return k
+		}
+	}
+	return 256
+}
+
+// estimate returns the estimated number of distinct paths added.
+func (p *pathSketch) estimate() float64 { return p.estimateBits(p.bits()) }
+
+func (*pathSketch) estimateBits(set int) float64 {
 	const m = 256
 	if set == m {
 		return m * math.Log(m) // saturated: at least this many

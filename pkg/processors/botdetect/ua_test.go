@@ -28,10 +28,10 @@ func TestDetectorAllowDeny(t *testing.T) {
 		ua   string
 		want Verdict
 	}{
-		{"Mozilla/5.0 (compatible; myuptimebot/1.0)", Verdict{}},                        // allow, case-insensitive
-		{"Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)", Verdict{}},             // allow regexp
+		{"Mozilla/5.0 (compatible; myuptimebot/1.0)", Verdict{}},                                  // allow, case-insensitive
+		{"Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)", Verdict{}},                      // allow regexp
 		{"Mozilla/5.0 (X11) HeadlessChrome/120.0 Safari/537.36", Verdict{true, "HeadlessChrome"}}, // deny
-		{"my-tool python-urllib/3.11", Verdict{true, "python-urllib"}},                  // deny regexp
+		{"my-tool python-urllib/3.11", Verdict{true, "python-urllib"}},                            // deny regexp
 		{"Mozilla/5.0 (compatible; AhrefsBot/6.1; +http://ahrefs.com/robot/)", Verdict{true, "AhrefsBot"}},
 		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36", Verdict{}},
 		{"", Verdict{}},

@@ -1,0 +1,31 @@
+package setup
+
+// Names and keys fixed by the fleet contract.
+const (
+	// TTLAttribute holds the epoch second after which DynamoDB deletes an item.
+	TTLAttribute = "expires_at"
+
+	SuffixResults    = "-results"
+	SuffixCounters   = "-counters"
+	SuffixAlarms     = "-alarms"
+	SuffixDeadLetter = "-deadletter"
+	// SuffixAlarmTopic names the SNS topic APP-alarms.
+	SuffixAlarmTopic = "-alarms"
+)
+
+// FleetPlan is the plan for application app: the stream (when not nil), the
+// lease table APP (vmware-go-kcl-v2 compatible), APP-results, APP-counters,
+// APP-alarms, APP-deadletter and the SNS topic APP-alarms.
+func FleetPlan(app string, stream *Stream) Plan {
+	return Plan{
+		Stream: stream,
+		Tables: []Table{
+			{Name: app, PartitionKey: "ShardID"},
+			{Name: app + SuffixResults, PartitionKey: "pk", SortKey: "sk", TTLAttribute: TTLAttribute},
+			{Name: app + SuffixCounters, PartitionKey: "event", SortKey: "bucket", TTLAttribute: TTLAttribute},
+			{Name: app + SuffixAlarms, PartitionKey: "alarm", SortKey: "period"},
+			{Name: app + SuffixDeadLetter, PartitionKey: "pk", SortKey: "sk", TTLAttribute: TTLAttribute},
+		},
+		Topics: []string{app + SuffixAlarmTopic},
+	}
+}

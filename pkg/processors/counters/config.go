@@ -1,0 +1,54 @@
+package counters
+
+import (
+	"time"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+)
+
+// Config is the counters processor's settings (processors.counters).
+type Config struct {
+	// Grace and Idle shape the minute and hour windows (see package window).
+	Grace time.Duration `yaml:"grace"`
+	Idle  time.Duration `yaml:"idle"`
+	// Minutes and Hours select the bucket resolutions written.
+	Minutes bool `yaml:"minutes"`
+	Hours   bool `yaml:"hours"`
+	// MaxEvents caps the distinct clickstream event names per bucket and
+	// shard; further names are counted as "_other".
+	MaxEvents int `yaml:"max_events"`
+	// UpdateInterval is how often the running totals of open buckets are
+	// merged into the counters table (closed buckets are written at once).
+	UpdateInterval time.Duration `yaml:"update_interval"`
+	// Retention overrides the application's result retention (0 = keep it).
+	Retention time.Duration `yaml:"retention"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Grace: 5 * time.Second, Idle: 30 * time.Second,
+		Minutes: true, Hours: true,
+		MaxEvents:      100,
+		UpdateInterval: 10 * time.Second,
+	}
+}
+
+// Validate checks c; path prefixes field names ("processors.counters").
+func (c Config) Validate(path string) error {
+	switch {
+	case c.Grace < 0 || c.Grace > time.Hour:
+		return processors.FieldError(path+".grace", "must be between 0 and 1h")
+	case c.Idle < 0:
+		return processors.FieldError(path+".idle", "must be >= 0")
+	case !c.Minutes && !c.Hours:
+		return processors.FieldError(path+".minutes", "minutes and hours are both off: nothing to count")
+	case c.MaxEvents < 1 || c.MaxEvents > 1000:
+		return processors.FieldError(path+".max_events", "must be between 1 and 1000")
+	case c.UpdateInterval < time.Second:
+		return processors.FieldError(path+".update_interval", "must be >= 1s")
+	case c.Retention < 0:
+		return processors.FieldError(path+".retention", "must be >= 0")
+	}
+	return nil
+}
