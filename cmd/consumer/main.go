@@ -5,6 +5,7 @@
 //
 //	consumer run --config FILE     run the worker until SIGINT/SIGTERM
 //	consumer setup --config FILE   create the stream, tables and topic if missing
+//	consumer status --app APP      show which worker holds which shard
 //	consumer healthcheck           probe /healthz (the ECS container health check)
 package main
 
@@ -24,6 +25,7 @@ const usage = `usage: consumer <command> [flags]
 commands:
   run          run the worker (see "consumer run -h" for every setting)
   setup        create the stream, tables and SNS topic when missing, then exit
+  status       show which worker holds which shard (--app, --workers, --watch)
   healthcheck  exit 0 when the local worker's /healthz answers, else 1
 `
 
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runWorker(ctx, args[1:], getenv, stdout, stderr)
 	case "setup":
 		return runSetup(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stderr)
 	case "-h", "--help", "help":

@@ -2,10 +2,84 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"go.uber.org/zap"
+
+	"github.com/shardwatch/shardwatch/internal/awsenv"
+	"github.com/shardwatch/shardwatch/internal/setup"
 )
 
+// runSetup creates the application's stream, tables and alarm topic when
+// missing and waits until they are ACTIVE. It is idempotent and safe to
+// run from several processes at once; it works unchanged on real AWS.
 func runSetup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("setup: not wired yet")
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	app := fs.String("app", getenv("SHARDWATCH_APP"), "application name (lease table APP, tables APP-*, topic APP-alarms)")
+	stream := fs.String("stream", getenv("SHARDWATCH_STREAM"), "Kinesis stream to create when missing")
+	defShards := 4
+	if v := getenv("SHARDWATCH_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("env SHARDWATCH_SHARDS: not an integer: %q", v)
+		}
+		defShards = n
+	}
+	shards := fs.Int("shards", defShards, "shard count of a new stream (0: do not create the stream)")
+	region := fs.String("region", firstNonEmpty(getenv("SHARDWATCH_REGION"), getenv("AWS_REGION"), "us-east-1"), "AWS region")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *app == "":
+		return fmt.Errorf("setup: --app is required")
+	case *shards < 0 || *shards > 10000:
+		return fmt.Errorf("setup: --shards must be between 0 and 10000")
+	}
+	var st *setup.Stream
+	if *stream != "" && *shards > 0 {
+		st = &setup.Stream{Name: *stream, Shards: int32(*shards)}
+	}
+	cfg, err := awsenv.Load(ctx, *region)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger("console", "info", stderr)
+	if err != nil {
+		return err
+	}
+	res, err := setup.Apply(ctx, setup.Clients{
+		Kinesis:  kinesis.NewFromConfig(cfg),
+		DynamoDB: dynamodb.NewFromConfig(cfg, localDynamoDB(getenv)),
+		SNS:      sns.NewFromConfig(cfg),
+	}, setup.FleetPlan(*app, st), log.Named("setup"))
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	log.Info("resources ready", zap.Strings("created", res.Created))
+	if res.StreamARN != "" {
+		fmt.Fprintf(stdout, "stream_arn=%s\n", res.StreamARN)
+	}
+	for name, arn := range res.TopicARNs {
+		fmt.Fprintf(stdout, "topic_arn=%s # %s\n", arn, name)
+	}
+	return nil
+}
+
+// localDynamoDB turns off response CRC32 validation when DynamoDB is a
+// local server (a custom endpoint): DynamoDB Local sends a zero checksum on
+// some responses and the SDK warns on every one of them.
+func localDynamoDB(getenv func(string) string) func(*dynamodb.Options) {
+	return func(o *dynamodb.Options) {
+		if getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || getenv("AWS_ENDPOINT_URL") != "" {
+			o.DisableValidateResponseChecksum = true
+		}
+	}
 }

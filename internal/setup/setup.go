@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -126,6 +127,7 @@ func Apply(ctx context.Context, c Clients, plan Plan, log *zap.Logger) (Result, 
 		wg.Go(func() { a.record(a.ensureTopic(ctx, name)) })
 	}
 	wg.Wait()
+	slices.Sort(a.res.Created)
 	if err := errors.Join(a.errs...); err != nil {
 		return a.res, err
 	}
@@ -163,15 +165,18 @@ func (a *applier) poll(ctx context.Context, step func(context.Context) (bool, er
 	ctx, cancel := context.WithTimeout(ctx, a.wait)
 	defer cancel()
 	delay := minPoll
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
+	var timer *time.Timer
 	for {
 		done, err := step(ctx)
 		if err != nil || done {
 			return err
 		}
-		timer.Reset(delay)
+		if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %w", context.Cause(ctx))

@@ -87,18 +87,7 @@ func CreateStream(t testing.TB, name string, shards int32) string {
 	}); err != nil {
 		t.Fatalf("testenv: create stream %s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		_, err := client.DeleteStream(ctx, &kinesis.DeleteStreamInput{
-			StreamName:              aws.String(name),
-			EnforceConsumerDeletion: aws.Bool(true),
-		})
-		var nf *kintypes.ResourceNotFoundException
-		if err != nil && !errors.As(err, &nf) {
-			t.Errorf("testenv: delete stream %s: %v", name, err)
-		}
-	})
+	t.Cleanup(func() { DeleteStream(t, name) })
 	var arn string
 	err := poll(ctx, func() (bool, error) {
 		out, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
@@ -140,15 +129,7 @@ func CreateTable(t testing.TB, name, partitionKey, sortKey string) {
 	if _, err := client.CreateTable(ctx, in); err != nil {
 		t.Fatalf("testenv: create table %s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		_, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
-		var nf *ddbtypes.ResourceNotFoundException
-		if err != nil && !errors.As(err, &nf) {
-			t.Errorf("testenv: delete table %s: %v", name, err)
-		}
-	})
+	t.Cleanup(func() { DeleteTable(t, name) })
 	err := poll(ctx, func() (bool, error) {
 		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 		if err != nil {
@@ -171,13 +152,7 @@ func CreateTopic(t testing.TB, name string) string {
 		t.Fatalf("testenv: create topic %s: %v", name, err)
 	}
 	arn := aws.ToString(out.TopicArn)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		if _, err := client.DeleteTopic(ctx, &sns.DeleteTopicInput{TopicArn: aws.String(arn)}); err != nil {
-			t.Errorf("testenv: delete topic %s: %v", arn, err)
-		}
-	})
+	t.Cleanup(func() { DeleteTopic(t, arn) })
 	return arn
 }
 
@@ -218,6 +193,52 @@ func SubscribeQueue(t testing.TB, topicARN string) string {
 		t.Fatalf("testenv: subscribe %s to %s: %v", name, topicARN, err)
 	}
 	return queueURL
+}
+
+// DeleteStream deletes a stream if it exists, reporting other failures with
+// t.Errorf. It does not use t.Context(), so it works inside t.Cleanup.
+func DeleteStream(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := Kinesis(t).DeleteStream(ctx, &kinesis.DeleteStreamInput{
+		StreamName:              aws.String(name),
+		EnforceConsumerDeletion: aws.Bool(true),
+	})
+	var nf *kintypes.ResourceNotFoundException
+	if err != nil && !errors.As(err, &nf) {
+		t.Errorf("testenv: delete stream %s: %v", name, err)
+	}
+}
+
+// DeleteTable deletes a table if it exists, reporting other failures with
+// t.Errorf. It does not use t.Context(), so it works inside t.Cleanup.
+func DeleteTable(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	_, err := DynamoDB(t).DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	var nf *ddbtypes.ResourceNotFoundException
+	if err != nil && !errors.As(err, &nf) {
+		t.Errorf("testenv: delete table %s: %v", name, err)
+	}
+}
+
+// TopicARN is the ARN the local stack gives the topic called name.
+func TopicARN(name string) string {
+	return "arn:aws:sns:" + Region + ":" + AccountID + ":" + name
+}
+
+// DeleteTopic deletes a topic by ARN, reporting failures with t.Errorf (SNS
+// DeleteTopic succeeds for a topic that does not exist). It does not use
+// t.Context(), so it works inside t.Cleanup.
+func DeleteTopic(t testing.TB, arn string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if _, err := SNS(t).DeleteTopic(ctx, &sns.DeleteTopicInput{TopicArn: aws.String(arn)}); err != nil {
+		t.Errorf("testenv: delete topic %s: %v", arn, err)
+	}
 }
 
 // poll calls done every pollInterval until it reports true, returns an error,

@@ -40,9 +40,11 @@ type civil struct {
 	year, month, day, hour, min, sec, nsec int
 }
 
-// valid rejects what time.Date would silently normalise (31 Feb, 25:00).
+// valid rejects what time.Date would silently normalise (31 Feb, 25:00)
+// and years before 1970: no web log or order predates the epoch, and
+// year 1 would even collide with the zero Time ("no timestamp").
 func (c *civil) valid() bool {
-	return c.year >= 1 && c.year <= 9999 &&
+	return c.year >= 1970 && c.year <= 9999 &&
 		c.month >= 1 && c.month <= 12 &&
 		c.day >= 1 && c.day <= daysIn(c.month, c.year) &&
 		c.hour >= 0 && c.hour <= 23 &&

@@ -299,7 +299,7 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 	for _, w := range closed {
 		var items []processors.Item
 		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, true,
-			w.End.Add(p.f.retention), w.State, true, p.buf)
+			p.expires(w.End), w.State, true, p.buf)
 		for _, it := range items {
 			out.Put(it)
 		}
@@ -312,7 +312,7 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 		changed = true
 		var items []processors.Item
 		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, false,
-			w.End.Add(p.f.retention), w.State, false, p.buf)
+			p.expires(w.End), w.State, false, p.buf)
 		for _, it := range items {
 			out.Put(it)
 		}
@@ -368,7 +368,7 @@ func (p *processor) mergeGlobals(ctx context.Context, out processors.Emitter) er
 			continue
 		}
 		if r.Shards > 0 {
-			out.Put(globalItem(p.f.table, p.f.keys, r, r.End.Add(p.f.retention)))
+			out.Put(globalItem(p.f.table, p.f.keys, r, p.expires(r.End)))
 		}
 		done++
 	}
@@ -378,6 +378,16 @@ func (p *processor) mergeGlobals(ctx context.Context, out processors.Emitter) er
 		p.pending = slices.Delete(p.pending, 0, n)
 	}
 	return nil
+}
+
+// expires returns the TTL of a window's items: retention after the
+// window's end, or after now when that is later (a replay of old data
+// must not write items that expire at once).
+func (p *processor) expires(end time.Time) time.Time {
+	if now := p.env.Clock.Now(); now.After(end) {
+		end = now
+	}
+	return end.Add(p.f.retention)
 }
 
 func (p *processor) emitMetrics(out processors.Emitter) {

@@ -51,7 +51,34 @@ func TestConformance(t *testing.T) {
 		},
 		MaxStateKeys: cfg.MaxIPs,
 		ExactMetrics: true,
+		// TTLs follow the clock when it is past the window (replays of old
+		// data); a rewrite after a failover may extend them. Checked in
+		// TestExpiry instead.
+		Volatile: []string{window.AttrExpiresAt},
 	})
+}
+
+// TestExpiry: items live for the retention after their window, or after
+// the clock when a replay of old data is processed.
+func TestExpiry(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Retention = 48 * time.Hour
+	for _, lag := range []time.Duration{time.Minute, 30 * 24 * time.Hour} {
+		store := processortest.NewStore()
+		f := newFactory(t, cfg)
+		h := &processortest.Harness{Factory: f, Store: store, Shard: processors.Shard{ShardID: "shardId-000000000001"},
+			Clock: processortest.NewClock(time.Date(2026, 11, 22, 9, 42, 0, 0, time.UTC).Add(lag))}
+		runShardFrom(t, h, processortest.Sequence("shardId-000000000001", []records.Record{hit(1, "10.0.0.1", "/", "", browserUA)}))
+		end := time.Date(2026, 11, 22, 9, 42, 0, 0, time.UTC)
+		for _, it := range store.Items(testApp.Tables.Results) {
+			n, _ := window.GetInt(it, window.AttrExpiresAt)
+			got := time.Unix(n, 0)
+			sk, _ := window.GetStr(it, window.AttrSK)
+			if got.Before(end.Add(cfg.Retention)) || got.Before(end.Add(lag).Add(cfg.Retention)) {
+				t.Errorf("lag %s: %s expires %s, want >= window end and >= clock, + 48h", lag, sk, got.UTC())
+			}
+		}
+	}
 }
 
 // hit builds a test hit.

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -190,5 +189,5 @@ func MinuteRange(now time.Time, minutes int) (from, to string) {
 
 // IsResolution reports whether bucket is formatted for r.
 func IsResolution(bucket string, r Resolution) bool {
-	return len(bucket) == len(r.Layout) && !strings.ContainsRune(bucket[min(len(bucket), len(r.Layout)):], ':')
+	return len(bucket) == len(r.Layout)
 }

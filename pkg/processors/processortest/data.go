@@ -51,15 +51,14 @@ func LoadRecords(tb testing.TB, rel string, f records.Format) []records.Record {
 	if err != nil {
 		tb.Fatalf("decoder: %v", err)
 	}
-	var out []records.Record
+	out := make([]records.Record, 0, bytes.Count(raw, []byte{'\n'})+1)
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		var r records.Record
-		if err := dec.Decode(bytes.Clone(sc.Bytes()), &r); err != nil {
-			continue
+		out = append(out, records.Record{})
+		if err := dec.Decode(bytes.Clone(sc.Bytes()), &out[len(out)-1]); err != nil {
+			out = out[:len(out)-1]
 		}
-		out = append(out, r)
 	}
 	if err := sc.Err(); err != nil {
 		tb.Fatalf("scan %s: %v", rel, err)

@@ -76,14 +76,14 @@ func (r *Recorder) Reset() {
 type Store struct {
 	mu     sync.Mutex
 	keys   map[string][2]string
-	tables map[string]map[string]map[string]types.AttributeValue // table -> pk\x00sk -> item
+	tables map[string]map[string]map[string]map[string]types.AttributeValue // table -> pk -> sk -> item
 	// Fail, when set, is returned by every call (to test error paths).
 	Fail error
 }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{keys: map[string][2]string{}, tables: map[string]map[string]map[string]types.AttributeValue{}}
+	return &Store{keys: map[string][2]string{}, tables: map[string]map[string]map[string]map[string]types.AttributeValue{}}
 }
 
 // SetKeys declares the key attribute names of table. Undeclared tables use
@@ -116,14 +116,14 @@ func str(item map[string]types.AttributeValue, name string) (string, bool) {
 	return v.Value, true
 }
 
-func (s *Store) itemKey(table string, item map[string]types.AttributeValue) (string, error) {
+func (s *Store) itemKey(table string, item map[string]types.AttributeValue) (pk, sk string, err error) {
 	pkName, skName := s.keyNames(table)
 	pk, ok1 := str(item, pkName)
 	sk, ok2 := str(item, skName)
 	if !ok1 || !ok2 || pk == "" || sk == "" {
-		return "", fmt.Errorf("table %s: item lacks string key attributes %s/%s", table, pkName, skName)
+		return "", "", fmt.Errorf("table %s: item lacks string key attributes %s/%s", table, pkName, skName)
 	}
-	return pk + "\x00" + sk, nil
+	return pk, sk, nil
 }
 
 // Query implements processors.Store.
@@ -137,11 +137,21 @@ func (s *Store) Query(ctx context.Context, table, pkName, pk, skName, from, to s
 		return nil, s.Fail
 	}
 	var out []map[string]types.AttributeValue
-	for _, it := range s.tables[table] {
-		p, _ := str(it, pkName)
-		k, _ := str(it, skName)
-		if p == pk && k >= from && k <= to {
-			out = append(out, maps.Clone(it))
+	if tpk, tsk := s.keyNames(table); tpk == pkName && tsk == skName {
+		for sk, it := range s.tables[table][pk] {
+			if sk >= from && sk <= to {
+				out = append(out, maps.Clone(it))
+			}
+		}
+	} else { // not the table's keys: scan, as a Query on an index would
+		for _, part := range s.tables[table] {
+			for _, it := range part {
+				p, _ := str(it, pkName)
+				k, _ := str(it, skName)
+				if p == pk && k >= from && k <= to {
+					out = append(out, maps.Clone(it))
+				}
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b map[string]types.AttributeValue) int {
@@ -162,24 +172,29 @@ func (s *Store) PutIfAbsent(ctx context.Context, table, keyAttr string, item map
 	if s.Fail != nil {
 		return false, s.Fail
 	}
-	k, err := s.itemKey(table, item)
+	pk, sk, err := s.itemKey(table, item)
 	if err != nil {
 		return false, err
 	}
-	if _, exists := s.tables[table][k]; exists {
+	if _, exists := s.tables[table][pk][sk]; exists {
 		return false, nil
 	}
-	s.put(table, k, item)
+	s.put(table, pk, sk, item)
 	return true, nil
 }
 
-func (s *Store) put(table, key string, item map[string]types.AttributeValue) {
+func (s *Store) put(table, pk, sk string, item map[string]types.AttributeValue) {
 	t := s.tables[table]
 	if t == nil {
-		t = map[string]map[string]types.AttributeValue{}
+		t = map[string]map[string]map[string]types.AttributeValue{}
 		s.tables[table] = t
 	}
-	t[key] = maps.Clone(item)
+	part := t[pk]
+	if part == nil {
+		part = map[string]map[string]types.AttributeValue{}
+		t[pk] = part
+	}
+	part[sk] = maps.Clone(item)
 }
 
 // Apply writes items as whole-item overwrites, in order, the way the
@@ -188,11 +203,11 @@ func (s *Store) Apply(items []processors.Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, it := range items {
-		k, err := s.itemKey(it.Table, it.Attrs)
+		pk, sk, err := s.itemKey(it.Table, it.Attrs)
 		if err != nil {
 			return err
 		}
-		s.put(it.Table, k, it.Attrs)
+		s.put(it.Table, pk, sk, it.Attrs)
 	}
 	return nil
 }
@@ -201,10 +216,12 @@ func (s *Store) Apply(items []processors.Item) error {
 func (s *Store) Items(table string) []map[string]types.AttributeValue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := slices.Sorted(maps.Keys(s.tables[table]))
-	out := make([]map[string]types.AttributeValue, len(keys))
-	for i, k := range keys {
-		out[i] = maps.Clone(s.tables[table][k])
+	var out []map[string]types.AttributeValue
+	t := s.tables[table]
+	for _, pk := range slices.Sorted(maps.Keys(t)) {
+		for _, sk := range slices.Sorted(maps.Keys(t[pk])) {
+			out = append(out, maps.Clone(t[pk][sk]))
+		}
 	}
 	return out
 }
@@ -223,16 +240,18 @@ func (s *Store) Dump(drop ...string) map[string]map[string]map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]map[string]map[string]string{}
-	for table, items := range s.tables {
+	for table, parts := range s.tables {
 		t := map[string]map[string]string{}
-		for k, it := range items {
-			m := make(map[string]string, len(it))
-			for name, v := range it {
-				if !slices.Contains(drop, name) {
-					m[name] = Printable(v)
+		for pk, items := range parts {
+			for sk, it := range items {
+				m := make(map[string]string, len(it))
+				for name, v := range it {
+					if !slices.Contains(drop, name) {
+						m[name] = Printable(v)
+					}
 				}
+				t[pk+"|"+sk] = m
 			}
-			t[strings.Replace(k, "\x00", "|", 1)] = m
 		}
 		out[table] = t
 	}

@@ -20,8 +20,8 @@ func TestPositionCompare(t *testing.T) {
 	}{
 		{window.Position{}, window.Position{}, 0},
 		{window.Position{}, window.Position{Seq: "1"}, -1},
-		{window.Position{Seq: "9"}, window.Position{Seq: "10"}, -1},       // numeric, not lexical
-		{window.Position{Seq: "0010"}, window.Position{Seq: "10"}, 0},     // leading zeros
+		{window.Position{Seq: "9"}, window.Position{Seq: "10"}, -1},   // numeric, not lexical
+		{window.Position{Seq: "0010"}, window.Position{Seq: "10"}, 0}, // leading zeros
 		{window.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}, window.Position{Seq: "49590338271490256608559692538361571095921575989136588899"}, -1},
 		{window.Position{Seq: "5", Sub: 2}, window.Position{Seq: "5", Sub: 1}, 1},
 		{window.Position{Seq: "5", Sub: 2}, window.Position{Seq: "6"}, -1},

@@ -1,0 +1,194 @@
+package orderflood
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+)
+
+// Alarm describes one order flood: the SNS message body (JSON) and the
+// details of its alarm-history item.
+type Alarm struct {
+	// ID is the alarm-history partition key: the configured name, plus
+	// "#customer#<id>" or "#ip#<ip>" in the keyed modes.
+	ID   string `json:"alarm"`
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+	Key  string `json:"key,omitempty"`
+	// Period is the start of the suppression period (the history sort
+	// key): at most one alarm per ID and period, fleet-wide.
+	Period time.Time `json:"period"`
+	// The sliding window that breached: [WindowStart, WindowEnd).
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	Orders      int64     `json:"orders"`
+	Threshold   int64     `json:"threshold"`
+	Severity    string    `json:"severity"`
+	// Top lists over the window, from every shard's partial counts.
+	TopCustomers []Top `json:"top_customers,omitempty"`
+	TopCountries []Top `json:"top_countries,omitempty"`
+	TopIPs       []Top `json:"top_ips,omitempty"`
+	// Event times of the first and last order in the window.
+	FirstOrder time.Time `json:"first_order"`
+	LastOrder  time.Time `json:"last_order"`
+	// Shards that had orders in the window.
+	Shards int    `json:"shards"`
+	Stream string `json:"stream,omitempty"`
+	// Who raised it and when (clock time).
+	RaisedByShard  string    `json:"raised_by_shard"`
+	RaisedByWorker string    `json:"raised_by_worker,omitempty"`
+	DetectedAt     time.Time `json:"detected_at"`
+}
+
+// Top is one entry of a top list.
+type Top struct {
+	Key    string `json:"key"`
+	Orders int64  `json:"orders"`
+}
+
+// topOf returns the n largest counts, ties by key.
+func topOf(c map[string]int64, n int) []Top {
+	out := make([]Top, 0, len(c))
+	for k, v := range c {
+		out = append(out, Top{k, v})
+	}
+	slices.SortFunc(out, func(a, b Top) int {
+		if c := cmp.Compare(b.Orders, a.Orders); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Alarm-history attributes (table APP-alarms, key alarm + period).
+const (
+	attrAlarm       = "alarm"
+	attrPeriod      = "period"
+	attrPublished   = "published"    // BOOL: the SNS message went out
+	attrPublishedAt = "published_at" // S: clock time of the confirmation
+	attrBody        = "body"         // S: the message body (JSON)
+	attrDone        = "done"         // BOOL (pending markers)
+)
+
+func periodKey(t time.Time) string { return window.FormatTime(t) }
+
+// historyItem returns a's alarm-history item.
+func historyItem(a *Alarm, body []byte, published bool, publishedAt, expires time.Time) map[string]types.AttributeValue {
+	m := map[string]types.AttributeValue{
+		attrAlarm:              window.Str(a.ID),
+		attrPeriod:             window.Str(periodKey(a.Period)),
+		"name":                 window.Str(a.Name),
+		"mode":                 window.Str(a.Mode),
+		window.AttrWindowStart: window.Str(window.FormatTime(a.WindowStart)),
+		window.AttrWindowEnd:   window.Str(window.FormatTime(a.WindowEnd)),
+		"orders":               window.Int(a.Orders),
+		"threshold":            window.Int(a.Threshold),
+		"severity":             window.Str(a.Severity),
+		"shards":               window.Int(int64(a.Shards)),
+		"raised_by_shard":      window.Str(a.RaisedByShard),
+		"detected_at":          window.Str(a.DetectedAt.UTC().Format(time.RFC3339Nano)),
+		attrPublished:          window.Bool(published),
+		attrBody:               window.Str(string(body)),
+		window.AttrExpiresAt:   window.Int(expires.Unix()),
+	}
+	if a.Key != "" {
+		m["key"] = window.Str(a.Key)
+	}
+	if a.RaisedByWorker != "" {
+		m["raised_by_worker"] = window.Str(a.RaisedByWorker)
+	}
+	if !a.FirstOrder.IsZero() {
+		m["first_order"] = window.Str(a.FirstOrder.UTC().Format(time.RFC3339Nano))
+		m["last_order"] = window.Str(a.LastOrder.UTC().Format(time.RFC3339Nano))
+	}
+	for name, l := range map[string][]Top{"top_customers": a.TopCustomers, "top_countries": a.TopCountries, "top_ips": a.TopIPs} {
+		if len(l) == 0 {
+			continue
+		}
+		v := make([]types.AttributeValue, len(l))
+		for i, t := range l {
+			v[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+				"key": window.Str(t.Key), "orders": window.Int(t.Orders),
+			}}
+		}
+		m[name] = &types.AttributeValueMemberL{Value: v}
+	}
+	if published {
+		m[attrPublishedAt] = window.Str(publishedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return m
+}
+
+// pendingPK is the partition of a shard's alarm markers in the results
+// table: an alarm this shard is raising, until its message is confirmed.
+func pendingPK(name, shardID string) string { return "orders#" + name + "#pending#" + shardID }
+
+func markerSK(a *Alarm) string { return a.ID + "#" + periodKey(a.Period) }
+
+func markerItem(table, name, shardID string, a *Alarm, body []byte, done bool, expires time.Time) processors.Item {
+	pk, sk := pendingPK(name, shardID), markerSK(a)
+	return processors.Item{Table: table, Key: pk + "|" + sk, Attrs: map[string]types.AttributeValue{
+		window.AttrPK:        window.Str(pk),
+		window.AttrSK:        window.Str(sk),
+		window.AttrShard:     window.Str(shardID),
+		attrAlarm:            window.Str(a.ID),
+		attrPeriod:           window.Str(periodKey(a.Period)),
+		attrBody:             window.Str(string(body)),
+		attrDone:             window.Bool(done),
+		window.AttrExpiresAt: window.Int(expires.Unix()),
+	}}
+}
+
+// parseMarker returns the alarm of a pending marker.
+func parseMarker(item map[string]types.AttributeValue) (*Alarm, []byte, bool, error) {
+	done, _ := window.GetBool(item, attrDone)
+	body, ok := window.GetStr(item, attrBody)
+	if !ok {
+		return nil, nil, done, fmt.Errorf("%w: marker without %s", window.ErrBadItem, attrBody)
+	}
+	var a Alarm
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		return nil, nil, done, fmt.Errorf("%w: marker body: %v", window.ErrBadItem, err)
+	}
+	return &a, []byte(body), done, nil
+}
+
+// message returns the SNS notification of a.
+func message(topic string, a *Alarm, body []byte) processors.Message {
+	subject := fmt.Sprintf("%s: %d orders in %s (threshold %d)", a.Name, a.Orders,
+		a.WindowEnd.Sub(a.WindowStart), a.Threshold)
+	if a.Key != "" {
+		subject = fmt.Sprintf("%s %s %s: %d orders in %s (threshold %d)", a.Name, a.Mode, a.Key, a.Orders,
+			a.WindowEnd.Sub(a.WindowStart), a.Threshold)
+	}
+	if len(subject) > 100 { // SNS subject limit
+		subject = subject[:100]
+	}
+	return processors.Message{
+		Topic:   topic,
+		Subject: subject,
+		Body:    body,
+		Attributes: map[string]string{
+			"alarm":    a.Name,
+			"severity": a.Severity,
+			"mode":     a.Mode,
+			"period":   periodKey(a.Period),
+			"orders":   strconv.FormatInt(a.Orders, 10),
+		},
+	}
+}

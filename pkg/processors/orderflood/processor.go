@@ -1,0 +1,830 @@
+package orderflood
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+// Name is the plugin name used in configuration.
+const Name = "orderflood"
+
+// Metric names. Both carry the dimension Alarm=<name>.
+const (
+	// MetricAlarm is 1 for an event-time second whose sliding window
+	// (ending with it) breached the threshold, else 0. Several shards may
+	// report the same second: alarm on its Maximum over 10 s.
+	MetricAlarm = "OrderFloodAlarm"
+	// MetricOrders counts this shard's orders per event-time second.
+	MetricOrders = "Orders"
+	// MetricLate counts late records (dimension Processor=orderflood).
+	MetricLate = "LateRecords"
+)
+
+const (
+	// markerTTL bounds how long a pending alarm can be resumed by a later
+	// owner of the shard.
+	markerTTL = 24 * time.Hour
+	// maxRetryAlarms bounds alarms waiting for the store to recover.
+	maxRetryAlarms = 100
+	// warnEvery rate-limits store-error logs (clock time).
+	warnEvery = 30 * time.Second
+)
+
+// Plugin returns the orderflood plugin for the consumer's registry.
+func Plugin() processors.Plugin {
+	return processors.Plugin{
+		Name: Name,
+		Doc:  "alarms (SNS, once per period fleet-wide) when orders in a sliding window reach a threshold",
+		Build: func(settings *yaml.Node, app processors.AppInfo) (processors.Factory, error) {
+			cfg, err := DecodeConfig(settings, "processors."+Name)
+			if err != nil {
+				return nil, err
+			}
+			return NewFactory(cfg, app)
+		},
+	}
+}
+
+// NewFactory returns the factory of orderflood processors; cfg must be
+// valid (DecodeConfig validates).
+func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) {
+	tables := app.Tables
+	if tables.Results == "" || tables.Alarms == "" {
+		if app.App == "" {
+			return nil, fmt.Errorf("processors.%s: %w: no tables (application name unset)", Name, processors.ErrInvalidPlugin)
+		}
+		def := processors.TablesFor(app.App)
+		tables.Results = cmp.Or(tables.Results, def.Results)
+		tables.Alarms = cmp.Or(tables.Alarms, def.Alarms)
+	}
+	f := &factory{
+		cfg:       cfg,
+		results:   tables.Results,
+		alarms:    tables.Alarms,
+		topic:     cmp.Or(cfg.TopicARN, app.AlarmTopicARN),
+		stream:    app.Stream,
+		retention: cmp.Or(cfg.Retention, app.RetentionOrDefault()),
+		keys:      window.NewKeys("orders#"+cfg.Name, time.Second),
+		dims:      []processors.Dim{{Name: "Alarm", Value: cfg.Name}},
+		width:     int64(cfg.Window / time.Second),
+	}
+	if cfg.Path != "" {
+		re, err := regexp.Compile(cfg.Path)
+		if err != nil {
+			return nil, processors.FieldError("processors."+Name+".path", "bad regexp: %v", err)
+		}
+		f.path = re
+	}
+	return f.new, nil
+}
+
+type factory struct {
+	cfg             Config
+	results, alarms string
+	topic, stream   string
+	retention       time.Duration
+	keys            window.Keys // cursor items
+	path            *regexp.Regexp
+	dims            []processors.Dim
+	width           int64 // window in seconds
+}
+
+// pendingAlarm is an alarm whose message this instance published (to
+// confirm on the next flush) or that a previous owner left unconfirmed.
+type pendingAlarm struct {
+	a    *Alarm
+	body []byte
+}
+
+type processor struct {
+	f   *factory
+	env processors.Env
+	log *zap.Logger
+	tr  *window.Tracker[*secState]
+
+	// recent keeps this shard's closed seconds for evaluation: their
+	// final items are durable only after the batch.
+	recent map[int64]*secState
+	// changed lists, per key ("" in global mode), the seconds that got
+	// orders since the last flush; recheck is the previous flush's list,
+	// evaluated once more when the other shards' concurrent writes are
+	// durable (see the package doc).
+	changed, recheck map[string][]int64
+	orders           map[int64]int64 // per-second counts for MetricOrders
+	raised           map[string]time.Time
+	awaiting         []pendingAlarm // published; confirm on the next flush
+	resume           []pendingAlarm // left unconfirmed by a previous owner
+	retry            []*Alarm       // raising failed on a store error
+	lastWarn         time.Time
+	closed           bool
+}
+
+func (f *factory) new(ctx context.Context, env processors.Env) (processors.Processor, error) {
+	log := env.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := &processor{
+		f:       f,
+		env:     env,
+		log:     log,
+		tr:      window.NewTracker(f.cfg.windowConfig(), newSecState),
+		recent:  map[int64]*secState{},
+		changed: map[string][]int64{},
+		recheck: map[string][]int64{},
+		orders:  map[int64]int64{},
+		raised:  map[string]time.Time{},
+	}
+	if env.Store != nil {
+		if err := p.restore(ctx); err != nil {
+			return nil, fmt.Errorf("%s: shard %s: restore: %w", Name, env.Shard.ShardID, err)
+		}
+	}
+	return p, nil
+}
+
+// restore loads the previous owner's cursor, per-second partials and
+// unconfirmed alarms. Restored seconds are re-evaluated on the first flush
+// (the previous owner may have crashed before evaluating them).
+func (p *processor) restore(ctx context.Context) error {
+	st, shard := p.env.Store, p.env.Shard.ShardID
+	sk := window.ShardSK(shard)
+	items, err := st.Query(ctx, p.f.results, window.AttrPK, p.f.keys.Cursor(), window.AttrSK, sk, sk)
+	if err != nil {
+		return fmt.Errorf("load cursor: %w", err)
+	}
+	if len(items) > 0 {
+		c, err := window.ParseCursor(items[0])
+		if err != nil {
+			return fmt.Errorf("load cursor: %w", err)
+		}
+		p.tr.RestoreCursor(c)
+		if err := p.restoreSeconds(ctx, c.Windows); err != nil {
+			return err
+		}
+	}
+	name := p.f.cfg.Name
+	markers, err := st.Query(ctx, p.f.results, window.AttrPK, pendingPK(name, shard), window.AttrSK, name, name+"\U0010FFFF")
+	if err != nil {
+		return fmt.Errorf("load pending alarms: %w", err)
+	}
+	for _, it := range markers {
+		a, body, done, err := parseMarker(it)
+		if err != nil {
+			p.log.Warn("skipping unreadable alarm marker", zap.Error(err))
+			continue
+		}
+		if !done {
+			p.resume = append(p.resume, pendingAlarm{a: a, body: body})
+		}
+	}
+	return nil
+}
+
+func (p *processor) restoreSeconds(ctx context.Context, secs []time.Time) error {
+	shard := p.env.Shard.ShardID
+	want := map[int64]bool{}
+	buckets := map[string][2]time.Time{}
+	for _, s := range secs {
+		want[s.Unix()] = true
+		pk := bucketPK(p.f.cfg.Name, s)
+		b, ok := buckets[pk]
+		if !ok || s.Before(b[0]) {
+			b[0] = s
+		}
+		if !ok || s.After(b[1]) {
+			b[1] = s
+		}
+		buckets[pk] = b
+	}
+	for _, pk := range slices.Sorted(maps.Keys(buckets)) {
+		b := buckets[pk]
+		items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
+			window.FormatTime(b[0]), window.FormatTime(b[1])+"#~")
+		if err != nil {
+			return fmt.Errorf("load partials %s: %w", pk, err)
+		}
+		for _, it := range items {
+			h, s, err := parsePartial(it)
+			if err != nil {
+				return fmt.Errorf("load partials %s: %w", pk, err)
+			}
+			if h.Shard != shard || !want[h.Start.Unix()] {
+				continue
+			}
+			p.tr.Restore(h.Start, s, h.Pos, h.Final)
+			p.markChangedAll(h.Start.Unix(), s)
+		}
+	}
+	return nil
+}
+
+// counts reports whether r is an order for this configuration.
+func (p *processor) counts(r *records.Record) bool {
+	cfg := &p.f.cfg
+	if cfg.Source == SourceHits {
+		return r.Kind == records.KindHit && p.f.path.MatchString(r.Path) && cfg.countsMethod(r.Method)
+	}
+	if r.Kind != records.KindOrder {
+		return false
+	}
+	return cfg.IncludeCancellations || !strings.HasPrefix(r.InvoiceNo, "C")
+}
+
+// Process implements processors.Processor.
+func (p *processor) Process(_ context.Context, recs []records.Record, _ processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	cfg := &p.f.cfg
+	for i := range recs {
+		r := &recs[i]
+		if !p.counts(r) {
+			continue
+		}
+		ev := r.EventTime()
+		w, v := p.tr.Add(ev, window.PositionOf(&r.Meta))
+		if v != window.Accepted {
+			continue
+		}
+		s := w.State
+		if cfg.Source == SourceOrders && cfg.Count == CountInvoices && r.InvoiceNo != "" {
+			if _, dup := s.Invoices[r.InvoiceNo]; dup {
+				continue // another line of a counted invoice
+			}
+			if s.Invoices == nil {
+				s.Invoices = map[string]struct{}{}
+			}
+			if len(s.Invoices) < cfg.MaxKeys && len(r.InvoiceNo) <= maxKeyLen {
+				s.Invoices[strings.Clone(r.InvoiceNo)] = struct{}{}
+			} else {
+				s.Overflow++ // its further lines will count again
+			}
+		}
+		s.Orders++
+		s.seen(ev)
+		sec := w.Start.Unix()
+		p.orders[sec]++
+		var key string
+		keyOK := true
+		if cfg.Source == SourceOrders {
+			if r.CustomerID != "" {
+				keyOK = inc(&s.Customers, r.CustomerID, 1, cfg.MaxKeys)
+				key = r.CustomerID
+			}
+			if r.Country != "" && !inc(&s.Countries, r.Country, 1, cfg.MaxKeys) {
+				s.Overflow++
+			}
+		} else if r.ClientIP != "" {
+			keyOK = inc(&s.IPs, r.ClientIP, 1, cfg.MaxKeys)
+			key = r.ClientIP
+		}
+		if !keyOK {
+			s.Overflow++
+		}
+		switch {
+		case cfg.Mode == ModeGlobal:
+			p.markChanged("", sec)
+		case key != "" && keyOK:
+			p.markChanged(key, sec)
+		}
+	}
+	p.tr.Seal()
+	return nil
+}
+
+func (p *processor) markChanged(key string, sec int64) {
+	secs, ok := p.changed[key]
+	if ok && len(secs) > 0 && secs[len(secs)-1] == sec {
+		return
+	}
+	if !ok {
+		key = strings.Clone(key)
+	}
+	p.changed[key] = append(secs, sec)
+}
+
+// markChangedAll marks every key of a restored second.
+func (p *processor) markChangedAll(sec int64, s *secState) {
+	if p.f.cfg.Mode == ModeGlobal {
+		p.markChanged("", sec)
+		return
+	}
+	for k := range s.keyed(p.f.cfg.Mode) {
+		p.markChanged(k, sec)
+	}
+}
+
+// Flush implements processors.Processor.
+func (p *processor) Flush(ctx context.Context, out processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	now := p.env.Clock.Now()
+	p.confirm(out, now)
+	p.emitPartials(out, p.tr.Expire(now), now)
+	return p.evaluateAndRaise(ctx, out, now, true)
+}
+
+// Close implements processors.Processor. Shutdown claims new alarms
+// without publishing them: the next owner of the shard publishes them
+// once, which a publish here could not guarantee (it would republish an
+// alarm it cannot see confirmed).
+func (p *processor) Close(ctx context.Context, reason processors.Reason, out processors.Emitter) error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	now := p.env.Clock.Now()
+	var err error
+	switch reason {
+	case processors.ShardEnded:
+		p.confirm(out, now)
+		p.emitPartials(out, p.tr.CloseAll(), now)
+		err = p.evaluateAndRaise(ctx, out, now, true)
+	case processors.Shutdown:
+		p.confirm(out, now)
+		p.emitPartials(out, p.tr.Expire(now), now)
+		err = p.evaluateAndRaise(ctx, out, now, false)
+	default: // LeaseLost: emit nothing
+	}
+	p.tr.Drop()
+	clear(p.recent)
+	clear(p.changed)
+	clear(p.recheck)
+	p.awaiting, p.resume, p.retry = nil, nil, nil
+	return err
+}
+
+// confirm marks the alarms published by the previous batch: that batch
+// (messages included) is durable once Flush runs again.
+func (p *processor) confirm(out processors.Emitter, now time.Time) {
+	for _, pa := range p.awaiting {
+		expires := later(pa.a.Period, now).Add(p.f.retention)
+		out.Put(processors.Item{Table: p.f.alarms, Key: pa.a.ID + "|" + periodKey(pa.a.Period),
+			Attrs: historyItem(pa.a, pa.body, true, now, expires)})
+		out.Put(markerItem(p.f.results, p.f.cfg.Name, p.env.Shard.ShardID, pa.a, pa.body, true, now.Add(markerTTL)))
+	}
+	p.awaiting = p.awaiting[:0]
+}
+
+func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time) {
+	cfg, shard := &p.f.cfg, p.env.Shard.ShardID
+	changed := len(closed) > 0
+	for _, w := range closed {
+		out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, true, later(w.Start, now).Add(cfg.PartialTTL), w.State))
+		p.recent[w.Start.Unix()] = w.State
+	}
+	for _, w := range p.tr.Open() {
+		if w.Dirty() {
+			changed = true
+			out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, false, later(w.Start, now).Add(cfg.PartialTTL), w.State))
+		}
+	}
+	if changed {
+		out.Put(window.CursorItem(p.f.results, p.f.keys, shard, p.tr.Cursor(), now.Add(cfg.PartialTTL)))
+	}
+	p.tr.MarkClean()
+	for _, sec := range slices.Sorted(maps.Keys(p.orders)) {
+		out.Metric(processors.Datum{Name: MetricOrders, Unit: "Count", Dims: p.f.dims, Time: time.Unix(sec, 0).UTC(),
+			Value: float64(p.orders[sec]), Count: 1})
+	}
+	clear(p.orders)
+	if late := p.tr.TakeCounts().Late; late > 0 {
+		out.Metric(processors.Datum{Name: MetricLate, Unit: "Count", Dims: []processors.Dim{{Name: "Processor", Value: Name}},
+			Time: now.UTC().Truncate(time.Second), Value: float64(late), Count: 1})
+	}
+}
+
+// ownState returns this shard's in-memory state of second sec, if any.
+func (p *processor) ownState(sec int64) *secState {
+	if s, ok := p.recent[sec]; ok {
+		return s
+	}
+	for _, w := range p.tr.Open() {
+		if w.Start.Unix() == sec {
+			return w.State
+		}
+	}
+	return nil
+}
+
+// evaluateAndRaise evaluates the changed and re-checked seconds against
+// every shard's counts and raises the breaches.
+func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter, now time.Time, publish bool) error {
+	work := make(map[string][]int64, len(p.changed)+len(p.recheck))
+	for _, m := range []map[string][]int64{p.changed, p.recheck} {
+		for k, secs := range m {
+			work[k] = append(work[k], secs...)
+		}
+	}
+	for k, secs := range work {
+		slices.Sort(secs)
+		work[k] = slices.Compact(secs)
+	}
+	// This flush's changes are re-checked by the next flush.
+	old := p.recheck
+	p.recheck = p.changed
+	clear(old)
+	p.changed = old
+
+	var alarms []*Alarm
+	if len(work) > 0 {
+		data, err := p.load(ctx, work)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s: shard %s: evaluate: %w", Name, p.env.Shard.ShardID, err)
+			}
+			p.warn(now, "evaluation deferred", err)
+			p.recheck = work // everything again next flush
+			return nil
+		}
+		alarms = p.evaluate(out, work, data, now)
+	}
+
+	// Alarms a previous owner left unconfirmed, then those that failed on
+	// a store error, then the new ones.
+	for _, pa := range p.resume {
+		if err := p.raise(ctx, out, pa.a, pa.body, publish); err != nil {
+			return err
+		}
+	}
+	p.resume = p.resume[:0]
+	retry := p.retry
+	p.retry = nil
+	for _, a := range append(retry, alarms...) {
+		if err := p.raise(ctx, out, a, nil, publish); err != nil {
+			return err
+		}
+	}
+	p.prune()
+	return nil
+}
+
+// shardData is every shard's state of one second.
+type shardData map[string]*secState
+
+// load returns, for every second a window over work needs, the durable
+// per-shard states with this shard's replaced by its in-memory ones.
+func (p *processor) load(ctx context.Context, work map[string][]int64) (map[int64]shardData, error) {
+	w := p.f.width
+	var lo, hi int64
+	first := true
+	for _, secs := range work {
+		if len(secs) == 0 {
+			continue
+		}
+		if first || secs[0]-w+1 < lo {
+			lo = secs[0] - w + 1
+		}
+		if first || secs[len(secs)-1]+w-1 > hi {
+			hi = secs[len(secs)-1] + w - 1
+		}
+		first = false
+	}
+	data := map[int64]shardData{}
+	if first {
+		return data, nil
+	}
+	needed := map[int64]bool{}
+	for _, secs := range work {
+		for _, s := range secs {
+			for x := s - w + 1; x <= s+w-1; x++ {
+				needed[x] = true
+			}
+		}
+	}
+	shard := p.env.Shard.ShardID
+	if p.env.Store != nil {
+		// One Query per minute bucket holding needed seconds.
+		for m := lo - mod(lo, 60); m <= hi; m += 60 {
+			a, b := int64(-1), int64(-1)
+			for x := max(m, lo); x < m+60 && x <= hi; x++ {
+				if needed[x] {
+					if a < 0 {
+						a = x
+					}
+					b = x
+				}
+			}
+			if a < 0 {
+				continue
+			}
+			ta, tb := time.Unix(a, 0).UTC(), time.Unix(b, 0).UTC()
+			items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, bucketPK(p.f.cfg.Name, ta), window.AttrSK,
+				window.FormatTime(ta), window.FormatTime(tb)+"#~")
+			if err != nil {
+				return nil, fmt.Errorf("query %s: %w", bucketPK(p.f.cfg.Name, ta), err)
+			}
+			for _, it := range items {
+				h, s, err := parsePartial(it)
+				if err != nil {
+					p.log.Warn("skipping unreadable partial", zap.Error(err))
+					continue
+				}
+				sec := h.Start.Unix()
+				if !needed[sec] {
+					continue
+				}
+				if data[sec] == nil {
+					data[sec] = shardData{}
+				}
+				data[sec][h.Shard] = s
+			}
+		}
+	}
+	for sec := range needed {
+		if own := p.ownState(sec); own != nil {
+			if data[sec] == nil {
+				data[sec] = shardData{}
+			}
+			data[sec][shard] = own
+		}
+	}
+	return data, nil
+}
+
+// later returns the later of an event time and the clock: items of a
+// replay of old data must not expire the moment they are written.
+func later(event, now time.Time) time.Time {
+	if now.After(event) {
+		return now
+	}
+	return event
+}
+
+func mod(a, b int64) int64 { return ((a % b) + b) % b }
+
+// evaluate slides the window over the seconds each changed key needs,
+// emits MetricAlarm for the window ends up to the watermark and returns
+// one alarm per (alarm ID, suppression period): the breaching window with
+// the most orders, the earliest on ties.
+func (p *processor) evaluate(out processors.Emitter, work map[string][]int64, data map[int64]shardData, now time.Time) []*Alarm {
+	cfg, w := &p.f.cfg, p.f.width
+	wm := p.tr.Watermark().Unix()
+	type best struct {
+		end    int64
+		orders int64
+		key    string
+	}
+	found := map[string]*best{} // alarm ID + period
+	breached := map[int64]bool{}
+	for _, key := range slices.Sorted(maps.Keys(work)) {
+		secs := work[key]
+		count := func(sec int64) int64 {
+			var n int64
+			for _, s := range data[sec] {
+				n += s.count(cfg.Mode, key)
+			}
+			return n
+		}
+		// Window ends affected by the changed seconds, in runs.
+		for i := 0; i < len(secs); {
+			from, to := secs[i], secs[i]+w-1
+			for i++; i < len(secs) && secs[i] <= to+1; i++ {
+				to = secs[i] + w - 1
+			}
+			var sum int64
+			for x := from - w + 1; x < from; x++ {
+				sum += count(x)
+			}
+			for e := from; e <= to; e++ {
+				sum += count(e)
+				if e > from {
+					sum -= count(e - w)
+				}
+				hit := sum >= cfg.Threshold
+				if e <= wm {
+					breached[e] = breached[e] || hit
+				}
+				if !hit {
+					continue
+				}
+				period := time.Unix(e, 0).UTC().Truncate(cfg.Suppression)
+				id := p.alarmID(key) + "#" + periodKey(period)
+				if _, done := p.raised[id]; done {
+					continue
+				}
+				if b := found[id]; b == nil || sum > b.orders {
+					found[id] = &best{end: e, orders: sum, key: key}
+				}
+			}
+		}
+	}
+	for _, e := range slices.Sorted(maps.Keys(breached)) {
+		v := 0.0
+		if breached[e] {
+			v = 1
+		}
+		out.Metric(processors.Datum{Name: MetricAlarm, Unit: "Count", Dims: p.f.dims, Time: time.Unix(e, 0).UTC(), Value: v, Count: 1})
+	}
+	ids := slices.Sorted(maps.Keys(found))
+	if len(ids) > cfg.MaxAlarms {
+		p.log.Warn("alarms over max_alarms not raised", zap.Int("breaches", len(ids)), zap.Int("max_alarms", cfg.MaxAlarms))
+		// Keep the largest floods.
+		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(found[b].orders, found[a].orders) })
+		ids = ids[:cfg.MaxAlarms]
+		slices.Sort(ids)
+	}
+	alarms := make([]*Alarm, 0, len(ids))
+	for _, id := range ids {
+		b := found[id]
+		alarms = append(alarms, p.details(b.key, b.end, b.orders, data, now))
+	}
+	return alarms
+}
+
+func (p *processor) alarmID(key string) string {
+	if p.f.cfg.Mode == ModeGlobal {
+		return p.f.cfg.Name
+	}
+	return p.f.cfg.Name + "#" + p.f.cfg.Mode + "#" + key
+}
+
+// details builds the alarm of key for the window ending with second end.
+func (p *processor) details(key string, end, orders int64, data map[int64]shardData, now time.Time) *Alarm {
+	cfg := &p.f.cfg
+	a := &Alarm{
+		ID:             p.alarmID(key),
+		Name:           cfg.Name,
+		Mode:           cfg.Mode,
+		Key:            key,
+		Period:         time.Unix(end, 0).UTC().Truncate(cfg.Suppression),
+		WindowStart:    time.Unix(end-p.f.width+1, 0).UTC(),
+		WindowEnd:      time.Unix(end+1, 0).UTC(),
+		Orders:         orders,
+		Threshold:      cfg.Threshold,
+		Severity:       cfg.Severity,
+		Stream:         p.f.stream,
+		RaisedByShard:  p.env.Shard.ShardID,
+		RaisedByWorker: p.env.Shard.WorkerID,
+		DetectedAt:     now.UTC(),
+	}
+	customers, countries, ips := map[string]int64{}, map[string]int64{}, map[string]int64{}
+	shards := map[string]bool{}
+	for sec := end - p.f.width + 1; sec <= end; sec++ {
+		for shard, s := range data[sec] {
+			if s.count(cfg.Mode, key) > 0 {
+				shards[shard] = true
+			}
+			if !s.First.IsZero() && (a.FirstOrder.IsZero() || s.First.Before(a.FirstOrder)) {
+				a.FirstOrder = s.First.UTC()
+			}
+			if s.Last.After(a.LastOrder) {
+				a.LastOrder = s.Last.UTC()
+			}
+			for k, n := range s.Customers {
+				customers[k] += n
+			}
+			for k, n := range s.Countries {
+				countries[k] += n
+			}
+			for k, n := range s.IPs {
+				ips[k] += n
+			}
+		}
+	}
+	a.Shards = len(shards)
+	a.TopCustomers = topOf(customers, cfg.Top)
+	a.TopCountries = topOf(countries, cfg.Top)
+	a.TopIPs = topOf(ips, cfg.Top)
+	return a
+}
+
+// raise makes a the fleet's one alarm of its period if no other worker
+// did, and publishes it when publish is set. body is nil for new alarms
+// (it is rendered here) and the stored body for resumed ones.
+//
+// The sequence survives a crash at any step: (1) a pending marker for this
+// shard goes to the results table, (2) a conditional put of the
+// alarm-history item (published=false) elects one raiser fleet-wide, (3)
+// the winner publishes through the emitter and confirms (published=true,
+// marker done) on its next flush. A later owner of the shard resumes
+// every marker not done: it retries (2) and, if this shard won but never
+// confirmed, publishes.
+func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm, body []byte, publish bool) error {
+	id := a.ID + "#" + periodKey(a.Period)
+	if _, done := p.raised[id]; done {
+		return nil
+	}
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(a); err != nil {
+			return fmt.Errorf("%s: encode alarm %s: %w", Name, id, err)
+		}
+	}
+	now := p.env.Clock.Now()
+	st, shard := p.env.Store, p.env.Shard.ShardID
+	if st == nil { // no store: no fleet-wide de-duplication
+		p.raised[id] = a.Period
+		if publish {
+			out.Publish(message(p.f.topic, a, body))
+		}
+		return nil
+	}
+	marker := markerItem(p.f.results, p.f.cfg.Name, shard, a, body, false, now.Add(markerTTL))
+	if _, err := st.PutIfAbsent(ctx, p.f.results, window.AttrPK, marker.Attrs); err != nil {
+		return p.retryLater(ctx, a, now, err)
+	}
+	won, err := st.PutIfAbsent(ctx, p.f.alarms, attrAlarm, historyItem(a, body, false, time.Time{}, later(a.Period, now).Add(p.f.retention)))
+	if err != nil {
+		return p.retryLater(ctx, a, now, err)
+	}
+	if !won {
+		period := periodKey(a.Period)
+		items, err := st.Query(ctx, p.f.alarms, attrAlarm, a.ID, attrPeriod, period, period)
+		if err != nil {
+			return p.retryLater(ctx, a, now, err)
+		}
+		ours := false
+		if len(items) == 1 {
+			by, _ := window.GetStr(items[0], "raised_by_shard")
+			published, _ := window.GetBool(items[0], attrPublished)
+			stored, _ := window.GetStr(items[0], attrBody)
+			if by == shard && !published && stored != "" {
+				// This shard won before a crash and never confirmed:
+				// publish what the history item says.
+				if err := json.Unmarshal([]byte(stored), a); err == nil {
+					ours, body = true, []byte(stored)
+				}
+			}
+		}
+		if !ours {
+			out.Put(markerItem(p.f.results, p.f.cfg.Name, shard, a, body, true, now.Add(markerTTL)))
+			p.raised[id] = a.Period
+			return nil
+		}
+	}
+	p.raised[id] = a.Period
+	if !publish {
+		return nil // the marker stays pending for the next owner
+	}
+	out.Publish(message(p.f.topic, a, body))
+	p.awaiting = append(p.awaiting, pendingAlarm{a: a, body: body})
+	return nil
+}
+
+func (p *processor) retryLater(ctx context.Context, a *Alarm, now time.Time, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: raise %s: %w", Name, a.ID, err)
+	}
+	p.warn(now, "alarm deferred", err)
+	if len(p.retry) < maxRetryAlarms {
+		p.retry = append(p.retry, a)
+	}
+	return nil
+}
+
+func (p *processor) warn(now time.Time, msg string, err error) {
+	if now.Sub(p.lastWarn) < warnEvery && !p.lastWarn.IsZero() {
+		return
+	}
+	p.lastWarn = now
+	p.log.Warn(msg, zap.Error(err))
+}
+
+// prune drops closed seconds no window can need any more and alarm
+// memos of past periods.
+func (p *processor) prune() {
+	wm := p.tr.Watermark().Unix()
+	keep := wm - p.f.width - int64(p.f.cfg.Grace/time.Second) - 2
+	for sec := range p.recent {
+		if sec < keep {
+			delete(p.recent, sec)
+		}
+	}
+	horizon := time.Unix(keep, 0).Add(-p.f.cfg.Suppression)
+	for id, period := range p.raised {
+		if period.Before(horizon) {
+			delete(p.raised, id)
+		}
+	}
+}
+
+// StateSize returns the keys held (the conformance kit's bounded-state
+// check): customers, countries, IPs and invoices of open and recently
+// closed seconds.
+func (p *processor) StateSize() int {
+	n := 0
+	for _, w := range p.tr.Open() {
+		n += w.State.size()
+	}
+	for _, s := range p.recent {
+		n += s.size()
+	}
+	return n
+}
