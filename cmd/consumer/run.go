@@ -139,7 +139,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if cfg.InitialPosition == "AT_TIMESTAMP" {
 		ecfg.InitialTimestamp, _ = cfg.InitialTime()
 	}
-	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leaseControl{leases}, Metrics: metrics, Logger: log, Audit: audit})
+	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leases, Metrics: metrics, Logger: log, Audit: audit})
 	if err != nil {
 		return err
 	}
@@ -170,6 +170,13 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	g := new(errgroup.Group)
 	g.Go(func() error { return srv.Serve(opsCtx) })
 	err = w.Run(ctx)
+	// Backstop: release whatever the engine did not (a shard consumer
+	// stuck past the deadline); fenced, so it cannot hurt a new owner.
+	relCtx, cancelRel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	if rerr := leases.ReleaseAll(relCtx); rerr != nil {
+		log.Warn("release leases at exit", zap.Error(rerr))
+	}
+	cancelRel()
 	stopOps()
 	if oerr := g.Wait(); oerr != nil && err == nil {
 		err = oerr
@@ -192,9 +199,3 @@ func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.
 	}
 	return out, nil
 }
-
-// leaseControl gives the engine adapter its view of the lease store.
-type leaseControl struct{ *checkpoint.Store }
-
-// Release gives a shard's lease up so it restarts from its checkpoint.
-func (l leaseControl) Release(shardID string) error { return l.RemoveLeaseOwner(shardID) }

@@ -104,7 +104,8 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.stream, "stream", getenv("SHARDWATCH_STREAM"), "Kinesis stream name (env SHARDWATCH_STREAM)")
 	fs.StringVar(&c.region, "region", getenv("AWS_REGION"), "AWS region (env AWS_REGION)")
 	fs.StringVar(&c.partitionKey, "partition-key", "ip", "partition key: ip|session|customer|random (random when the field is empty)")
-	fs.BoolVar(&c.aggregate, "aggregate", false, "pack records into KPL aggregated records")
+	fs.BoolVar(&c.aggregate, "aggregate", false,
+		"pack records into KPL aggregated records; an aggregate lands on the shard of its first record's key, so per-key shard affinity is lost")
 	fs.IntVar(&c.aggMaxBytes, "aggregate-max-bytes", kpl.MaxRecordBytes, "largest aggregated record, partition key included")
 	fs.IntVar(&c.aggMaxRecords, "aggregate-max-records", kpl.DefaultMaxRecords, "most user records per aggregated record")
 	fs.IntVar(&c.buffer, "buffer", 10_000, "records buffered before producers wait (collect: answer 503)")

@@ -29,7 +29,12 @@ import (
 	"github.com/shardwatch/shardwatch/internal/traffic"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The AWS SDK's HTTP client keeps idle connections to the local stack.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
+}
 
 // fakeKinesis accepts every record, or fails every call with err.
 type fakeKinesis struct {

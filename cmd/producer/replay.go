@@ -116,7 +116,7 @@ type replayer struct {
 	pace   pacer
 	rnd    func() uint64
 
-	lines   atomic.Int64 // lines read as records
+	lines   atomic.Int64 // lines handed to the producer (sent or failed)
 	skipped atomic.Int64 // header and empty lines
 }
 
@@ -147,7 +147,6 @@ func (r *replayer) file(ctx context.Context, name string) error {
 	var rec records.Record
 	err = readLines(fh, maxLine, func(line []byte, tooLong bool) error {
 		if tooLong {
-			r.lines.Add(1)
 			// The producer rejects it and counts it as failed.
 			return r.send(ctx, putter.Entry{PartitionKey: r.flags.keyMode.Key(traffic.Keys{}, r.rnd), Data: line})
 		}
@@ -161,7 +160,6 @@ func (r *replayer) file(ctx context.Context, name string) error {
 			r.checkFields(name, line)
 			return nil
 		}
-		r.lines.Add(1)
 		var keys traffic.Keys
 		if derr == nil {
 			// Decoded strings alias the line; clone what the batch keeps.
@@ -181,6 +179,9 @@ func (r *replayer) file(ctx context.Context, name string) error {
 
 func (r *replayer) send(ctx context.Context, e putter.Entry) error {
 	err := r.prod.Add(ctx, e)
+	if err == nil || errors.Is(err, putter.ErrInvalidEntry) {
+		r.lines.Add(1)
+	}
 	if errors.Is(err, putter.ErrInvalidEntry) {
 		return nil // counted as failed by the producer; go on
 	}

@@ -22,7 +22,12 @@ import (
 	"github.com/shardwatch/shardwatch/internal/putter"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The AWS SDK's HTTP client keeps idle connections to the local stack.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
+}
 
 // fakeKinesis records every PutRecords call and answers through respond,
 // which may fail single entries (by data) or the whole call.

@@ -147,12 +147,16 @@ func Kinesis(t testing.TB) *kinesis.Client {
 	return kinesis.NewFromConfig(config(e), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(e.Kinesis) })
 }
 
-// DynamoDB returns a client for the local DynamoDB Local.
+// DynamoDB returns a client for the local DynamoDB Local. Response CRC32
+// validation is off: DynamoDB Local sends a zero checksum on some responses.
 func DynamoDB(t testing.TB) *dynamodb.Client {
 	t.Helper()
 	e := LocalEndpoints()
 	requireReachable(t, e.DynamoDB)
-	return dynamodb.NewFromConfig(config(e), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(e.DynamoDB) })
+	return dynamodb.NewFromConfig(config(e), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(e.DynamoDB)
+		o.DisableValidateResponseChecksum = true
+	})
 }
 
 // SNS returns a client for the local goaws.

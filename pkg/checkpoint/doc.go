@@ -14,9 +14,17 @@
 //     is still written for tools but never trusted across hosts.
 //   - A child shard is leased only after every parent (both parents of a
 //     merge) reached SHARD_END or left the stream.
+//   - This worker's own tenure ends (Lost closes) once none of its writes
+//     succeeded for FailoverTime minus one RenewInterval, checked at each
+//     renewal and checkpoint: before any other worker can call it expired.
+//     Transient renewal errors are tolerated until then.
 //   - Checkpoints never move backwards and SHARD_END is final.
 //   - Shards this worker does not hold are answered from one consistent
 //     Scan snapshot per SnapshotTTL, not a GetItem per shard per pass.
+//
+// WorkerID must be unique per process: a row owned by our own id that this
+// process does not hold is taken back at once as a leftover of an earlier
+// incarnation.
 //
 // The engine's interface has no context: calls run on the base context
 // given to New, each bounded by CallTimeout. Lease stealing is not

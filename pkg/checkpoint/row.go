@@ -18,7 +18,6 @@ const (
 	attrLeaseTimeout   = chk.LeaseTimeoutKey   // S, RFC3339Nano, informational
 	attrCheckpoint     = chk.SequenceNumberKey // S
 	attrParent         = chk.ParentShardIdKey  // S
-	attrClaimRequest   = chk.ClaimRequestKey   // S, never written by us
 	attrCounter        = "LeaseCounter"        // N
 	attrAdjacent       = "AdjacentParentShardId"
 	attrOwnerSwitches  = "OwnerSwitchesSinceCheckpoint" // N

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,34 +18,9 @@ import (
 	"github.com/golang/protobuf/proto" //nolint:staticcheck // APIv1 message types
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shardwatch/shardwatch/internal/testenv"
 	"github.com/shardwatch/shardwatch/pkg/kpl"
 )
-
-// sharedData returns the path of a file under ../shared/data relative to
-// the module root, skipping the test when the data directory is absent
-// (a user's checkout has no ../shared; CI has).
-func sharedData(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "data", rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared test data not available (%v); it lives in ../shared/data next to the repository", err)
-	}
-	return p
-}
 
 type vectorFile struct {
 	Vectors []struct {
@@ -72,7 +46,7 @@ type userRec struct {
 // TestVectorsDeaggregate checks the aws-kinesis-agg (npm) vectors against
 // the deaggregator the consumer engine uses and against ours.
 func TestVectorsDeaggregate(t *testing.T) {
-	raw, err := os.ReadFile(sharedData(t, "kpl/aws-kinesis-agg_apache_logs_vectors.json"))
+	raw, err := os.ReadFile(testenv.SharedData(t, "kpl/aws-kinesis-agg_apache_logs_vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -211,6 +212,13 @@ func (it *objIter) str() (start, end int, esc, ok bool) {
 	i := it.i + 1
 	start = i
 	for i < len(b) {
+		// Skip 8 plain bytes at a time: strings are most of a payload.
+		for i+8 <= len(b) && !jsonSpecial8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -256,6 +264,19 @@ func (it *objIter) str() (start, end int, esc, ok bool) {
 	it.i = i
 	it.truncOr("")
 	return 0, 0, false, false
+}
+
+// jsonSpecial8 reports whether any of the 8 bytes in x is a quote, a
+// backslash or a control character (the classic SWAR "has zero byte" and
+// "has byte less than n" tests; exact for "any", which is all we ask).
+func jsonSpecial8(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - ones*0x20) &^ x & highs
+	q := x ^ (ones * '"')
+	quote := (q - ones) &^ q & highs
+	bs := x ^ (ones * '\\')
+	back := (bs - ones) &^ bs & highs
+	return ctl|quote|back != 0
 }
 
 // num scans -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?

@@ -109,21 +109,30 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 			return bad, false
 		}
 	}
-	r.ClientIP = texts[tClientIP]
-	r.Method = texts[tMethod]
-	r.Path = texts[tPath]
-	r.Protocol = texts[tProtocol]
-	r.Referer = texts[tReferer]
-	r.UserAgent = texts[tUserAgent]
-	r.Host = texts[tHost]
-	r.SessionID = texts[tSessionID]
-	r.Event = texts[tEvent]
-	r.InvoiceNo = texts[tInvoiceNo]
-	r.StockCode = texts[tStockCode]
-	r.Description = texts[tDescription]
-	r.CustomerID = normaliseCustomerID(texts[tCustomerID])
-	r.Country = texts[tCountry]
+	setText(&r.ClientIP, texts[tClientIP])
+	setText(&r.Method, texts[tMethod])
+	setText(&r.Path, texts[tPath])
+	setText(&r.Protocol, texts[tProtocol])
+	setText(&r.Referer, texts[tReferer])
+	setText(&r.UserAgent, texts[tUserAgent])
+	setText(&r.Host, texts[tHost])
+	setText(&r.SessionID, texts[tSessionID])
+	setText(&r.Event, texts[tEvent])
+	setText(&r.InvoiceNo, texts[tInvoiceNo])
+	setText(&r.StockCode, texts[tStockCode])
+	setText(&r.Description, texts[tDescription])
+	setText(&r.CustomerID, normaliseCustomerID(texts[tCustomerID]))
+	setText(&r.Country, texts[tCountry])
 	return 0, true
+}
+
+// setText stores s unless both it and the old value are empty: a hit
+// leaves the order fields empty and vice versa, and skipping those stores
+// skips their write barriers.
+func setText(dst *string, s string) {
+	if len(s) != 0 || len(*dst) != 0 {
+		*dst = s
+	}
 }
 
 func (t *strtab) rewriteInto(data []byte, texts *[numTextFields]string) (textField, bool) {

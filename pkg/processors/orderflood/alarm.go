@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -176,8 +177,16 @@ func message(topic string, a *Alarm, body []byte) processors.Message {
 		subject = fmt.Sprintf("%s %s %s: %d orders in %s (threshold %d)", a.Name, a.Mode, a.Key, a.Orders,
 			a.WindowEnd.Sub(a.WindowStart), a.Threshold)
 	}
-	if len(subject) > 100 { // SNS subject limit
-		subject = subject[:100]
+	// SNS subjects are printable ASCII, under 100 characters; keys may
+	// be any text.
+	subject = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, subject)
+	if len(subject) > 99 {
+		subject = subject[:99]
 	}
 	return processors.Message{
 		Topic:   topic,

@@ -607,10 +607,14 @@ func (p *processor) evaluate(out processors.Emitter, work map[string][]int64, da
 				if e > from {
 					sum -= count(e - w)
 				}
-				hit := sum >= cfg.Threshold
-				if e <= wm {
-					breached[e] = breached[e] || hit
+				// Ends past the watermark repeat earlier windows minus their
+				// oldest seconds; the shard holding the newest order of a
+				// window evaluates it.
+				if e > wm {
+					continue
 				}
+				hit := sum >= cfg.Threshold
+				breached[e] = breached[e] || hit
 				if !hit {
 					continue
 				}

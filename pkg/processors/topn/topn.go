@@ -47,16 +47,19 @@ type state struct {
 	requests, bytes int64
 }
 
-// mergeAttempts bounds how often a failing global merge is retried.
-const mergeAttempts = 5
+// mergeAttempts bounds the merges of one finalised window.
+const mergeAttempts = 10
 
-// pending is a window this shard finalised: its global item is merged
-// again on the next Flush, when this shard's final partial is durable and
-// concurrent finalisations by other shards are visible.
+// pending is a window this shard finalised. Its global item is merged
+// again on later Flushes until every merged partial is final and the
+// result stable, so a concurrent finalisation by another shard (which
+// saw this shard's partial before it was final) cannot leave a stale
+// global item behind.
 type pending struct {
 	own            Partial
 	tries          int
-	merged, finals int // of the global written last; 0 = none yet
+	merged, finals int   // of the global written last; merged 0 = none yet
+	requests       int64 // ditto
 }
 
 // Processor is one shard lease's topn instance.
@@ -162,9 +165,10 @@ func (p *Processor) flush(ctx context.Context, out processors.Emitter, closed []
 		if p.merge(ctx, out, pd) {
 			emitted = true
 		}
-		if pd.merged == 0 && pd.tries < mergeAttempts {
+		switch {
+		case pd.tries < mergeAttempts:
 			kept = append(kept, pd)
-		} else if pd.merged == 0 {
+		case pd.merged == 0:
 			p.log.Error("global merge abandoned", zap.String("window", window.FormatTime(pd.own.Start)), zap.Int("tries", pd.tries))
 		}
 	}
@@ -228,15 +232,14 @@ func (p *Processor) merge(ctx context.Context, out processors.Emitter, pd *pendi
 	}
 	parts = append(parts, pd.own)
 	g := Merge(parts, p.cfg.N)
-	first := pd.merged == 0
-	if !first && g.Merged == pd.merged && g.Finals == pd.finals {
-		return false // nothing new since the last write
+	if pd.merged == g.Merged && pd.finals == g.Finals && pd.requests == g.Requests {
+		if g.Finals == g.Merged {
+			pd.tries = mergeAttempts // complete and stable: done
+		}
+		return false
 	}
 	out.Put(GlobalItem(p.app.Tables.Results, p.keys, &g, p.cfg.N, pd.own.Pos, p.expires(g.End)))
-	pd.merged, pd.finals = g.Merged, g.Finals
-	if !first {
-		pd.tries = mergeAttempts // re-merged once: done
-	}
+	pd.merged, pd.finals, pd.requests = g.Merged, g.Finals, g.Requests
 	return true
 }
 

@@ -460,3 +460,33 @@ func BenchmarkProcess(b *testing.B) {
 		rec.Reset()
 	}
 }
+
+// BenchmarkProcessWarm is the steady state inside one busy window: real
+// records (605 IPs) re-timed into one minute, Process only, no Flush.
+func BenchmarkProcessWarm(b *testing.B) {
+	recs := zaker(b)
+	t0 := recs[0].Time.Truncate(time.Minute)
+	for i := range recs {
+		recs[i].Time = t0.Add(time.Duration(i%50) * time.Second)
+	}
+	h := &processortest.Harness{Factory: build(b, ""), Store: processortest.NewStore(), Clock: processortest.NewClock(t0),
+		Shard: processors.Shard{Stream: "web", ShardID: "shardId-000000000001"}}
+	ctx := context.Background()
+	p, err := h.Start(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rec processortest.Recorder
+	if err := p.Process(ctx, recs, &rec); err != nil { // warm the maps
+		b.Fatal(err)
+	}
+	const batch = 500
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		off := i % (len(recs) - batch)
+		if err := p.Process(ctx, recs[off:off+batch], &rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

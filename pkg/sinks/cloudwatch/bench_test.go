@@ -28,8 +28,8 @@ func benchData() []processors.Datum {
 	for i := range 2000 {
 		out = append(out, processors.Datum{
 			Name: fmt.Sprintf("metric%d", i%10), Unit: "Count",
-			Dims: []processors.Dim{{Name: "Status", Value: fmt.Sprintf("%dxx", 2+i%4)}, {Name: "Stream", Value: "clicks"}},
-			Time: t0.Add(time.Duration(i%5) * time.Second), Value: float64(i % 7),
+			Dims: []processors.Dim{{Name: "Status", Value: fmt.Sprintf("%dxx", 2+(i/10)%4)}, {Name: "Stream", Value: "clicks"}},
+			Time: t0.Add(time.Duration((i/40)%5) * time.Second), Value: float64(i % 7),
 		})
 	}
 	return out

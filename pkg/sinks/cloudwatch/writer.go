@@ -133,6 +133,7 @@ func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) erro
 	failed := agg.Add(data)
 	w.series.Add(uint64(len(agg.Series)))
 
+	ar := newArena(agg.Series, w.opts.MaxValues)
 	req := &cloudwatch.PutMetricDataInput{Namespace: aws.String(w.opts.Namespace)}
 	var members []int32 // series in req (a series split over calls repeats)
 	size := 0
@@ -152,7 +153,7 @@ func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) erro
 		s := &agg.Series[si]
 		for off := 0; off < len(s.Values); off += w.opts.MaxValues {
 			end := min(off+w.opts.MaxValues, len(s.Values))
-			d := w.datum(s, off, end)
+			d := w.datum(s, off, end, ar)
 			n := estimate(s, off, end)
 			if len(req.MetricData) == w.opts.MaxDatums || size+n > w.opts.MaxBytes {
 				flush()
@@ -168,12 +169,19 @@ func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) erro
 	return sinks.NewBatchError("cloudwatch put metric data", len(data), failed)
 }
 
-func (w *Writer) datum(s *metricagg.Series, off, end int) types.MetricDatum {
+// highResolution is shared by every datum: the SDK only reads it.
+var highResolution = aws.Int32(1)
+
+// datum builds one MetricDatum. Its pointers point into s and into the
+// call's arena, which live until the request is sent, saving an
+// allocation per field.
+func (w *Writer) datum(s *metricagg.Series, off, end int, ar *arena) types.MetricDatum {
+	ar.times = append(ar.times, time.Unix(s.Second, 0))
 	d := types.MetricDatum{
-		MetricName:        aws.String(s.Name),
+		MetricName:        &s.Name,
 		Unit:              types.StandardUnit(s.Unit),
-		Timestamp:         aws.Time(time.Unix(s.Second, 0)),
-		StorageResolution: aws.Int32(1),
+		Timestamp:         &ar.times[len(ar.times)-1],
+		StorageResolution: highResolution,
 		Values:            s.Values[off:end:end],
 	}
 	// Counts default to 1: leave them out when all are 1 (halves the size
@@ -185,12 +193,31 @@ func (w *Writer) datum(s *metricagg.Series, off, end int) types.MetricDatum {
 		}
 	}
 	if len(s.Dims) > 0 {
-		d.Dimensions = make([]types.Dimension, len(s.Dims))
-		for i, dm := range s.Dims {
-			d.Dimensions[i] = types.Dimension{Name: aws.String(dm.Name), Value: aws.String(dm.Value)}
+		start := len(ar.dims)
+		for i := range s.Dims {
+			ar.dims = append(ar.dims, types.Dimension{Name: &s.Dims[i].Name, Value: &s.Dims[i].Value})
 		}
+		d.Dimensions = ar.dims[start:len(ar.dims):len(ar.dims)]
 	}
 	return d
+}
+
+// arena holds the timestamps and dimensions of one call's datums. Its
+// slices are sized up front and never grow, so pointers into them stay
+// valid.
+type arena struct {
+	times []time.Time
+	dims  []types.Dimension
+}
+
+func newArena(series []metricagg.Series, maxValues int) *arena {
+	datums, dims := 0, 0
+	for i := range series {
+		n := (len(series[i].Values) + maxValues - 1) / maxValues
+		datums += n
+		dims += n * len(series[i].Dims)
+	}
+	return &arena{times: make([]time.Time, 0, datums), dims: make([]types.Dimension, 0, dims)}
 }
 
 // estimate bounds the CBOR size of one MetricDatum from above: member

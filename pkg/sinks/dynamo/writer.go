@@ -240,9 +240,14 @@ func (w *ItemWriter) isolate(ctx context.Context, items []processors.Item, pendi
 
 func buildRequest(items []processors.Item, idx []int) map[string][]types.WriteRequest {
 	req := make(map[string][]types.WriteRequest, 1)
-	for _, i := range idx {
+	puts := make([]types.PutRequest, len(idx)) // one allocation per chunk
+	for j, i := range idx {
 		it := items[i]
-		req[it.Table] = append(req[it.Table], types.WriteRequest{PutRequest: &types.PutRequest{Item: it.Attrs}})
+		puts[j].Item = it.Attrs
+		if req[it.Table] == nil {
+			req[it.Table] = make([]types.WriteRequest, 0, len(idx))
+		}
+		req[it.Table] = append(req[it.Table], types.WriteRequest{PutRequest: &puts[j]})
 	}
 	return req
 }

@@ -23,6 +23,7 @@ const (
 	maxMagnitude  = 0x1p360
 	minMagnitude  = 0x1p-260
 	inlineValues  = 16 // distinct values searched linearly before indexing
+	inlineCap     = 4  // initial capacity of Values and Counts
 	defaultUnit   = "None"
 	invalidSeries = -1
 )
@@ -153,10 +154,7 @@ func (a *Aggregator) Add(data []processors.Datum) []sinks.Failure {
 			key := string(k)
 			si = int32(len(a.Series))
 			a.index[key] = si
-			a.Series = append(a.Series, Series{
-				Name: d.Name, Unit: unit, Dims: slices.Clone(dims), Second: sec,
-				DimsKey: key[dimStart:dimEnd],
-			})
+			a.newSeries(Series{Name: d.Name, Unit: unit, Second: sec, DimsKey: key[dimStart:dimEnd]}, dims)
 		}
 		v, w := d.Value, 1.0
 		if d.Count > 1 {
@@ -169,6 +167,25 @@ func (a *Aggregator) Add(data []processors.Datum) []sinks.Failure {
 		a.SeriesOf = append(a.SeriesOf, si)
 	}
 	return failed
+}
+
+// newSeries appends s, reusing the memory of a series from before Reset:
+// aggregation then allocates little more than the map key per series.
+func (a *Aggregator) newSeries(s Series, dims []processors.Dim) {
+	if len(a.Series) < cap(a.Series) {
+		a.Series = a.Series[:len(a.Series)+1]
+	} else {
+		a.Series = append(a.Series, Series{})
+	}
+	old := &a.Series[len(a.Series)-1]
+	s.Dims = append(old.Dims[:0], dims...)
+	if old.Values == nil {
+		// Values and Counts share one allocation while they are short.
+		buf := make([]float64, 2*inlineCap)
+		old.Values, old.Counts = buf[:0:inlineCap], buf[inlineCap:inlineCap:2*inlineCap]
+	}
+	s.Values, s.Counts = old.Values[:0], old.Counts[:0]
+	*old = s
 }
 
 // sortedDims returns dims sorted by name, copying only when unsorted.

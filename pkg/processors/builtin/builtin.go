@@ -1,0 +1,20 @@
+package builtin
+
+import (
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
+	"github.com/shardwatch/shardwatch/pkg/processors/counters"
+	"github.com/shardwatch/shardwatch/pkg/processors/hrmetrics"
+	"github.com/shardwatch/shardwatch/pkg/processors/topn"
+)
+
+// Plugins returns every built-in processor plugin, in a fixed order.
+func Plugins() []processors.Plugin {
+	return []processors.Plugin{
+		botdetect.Plugin(),
+		counters.Plugin(),
+		hrmetrics.Plugin(),
+		// TODO(orderflood): add orderflood.Plugin() once the package exports it.
+		topn.Plugin(),
+	}
+}
