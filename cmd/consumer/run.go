@@ -16,12 +16,13 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
-	awscfg "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/shardwatch/shardwatch/internal/awsenv"
 	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/internal/engine"
 	"github.com/shardwatch/shardwatch/internal/ops"
 	"github.com/shardwatch/shardwatch/pkg/checkpoint"
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
 	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
@@ -76,7 +77,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return &config.FieldError{Field: "format", Reason: err.Error()}
 	}
 
-	awsCfg, err := awscfg.LoadDefaultConfig(ctx, awscfg.WithRegion(cfg.Region))
+	awsCfg, err := awsenv.Load(ctx, cfg.Region)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.Named, error) {
-	reg, err := processors.NewRegistry()
+	reg, err := processors.NewRegistry(builtin.Plugins()...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +194,7 @@ func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.
 	for _, p := range cfg.ProcessorList() {
 		f, err := reg.Build(p.Name, p.Settings, app)
 		if err != nil {
-			return nil, fmt.Errorf("config: processors.%s: %w", p.Name, err)
+			return nil, fmt.Errorf("config: %w", err)
 		}
 		out = append(out, processors.Named{Name: p.Name, Factory: f})
 	}

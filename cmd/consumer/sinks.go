@@ -1,19 +1,23 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"go.uber.org/zap"
 
 	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	cwsink "github.com/shardwatch/shardwatch/pkg/sinks/cloudwatch"
 	"github.com/shardwatch/shardwatch/pkg/sinks/dynamo"
+	"github.com/shardwatch/shardwatch/pkg/sinks/emf"
+	"github.com/shardwatch/shardwatch/pkg/sinks/jsonl"
+	snssink "github.com/shardwatch/shardwatch/pkg/sinks/sns"
 )
 
 type builtSinks struct {
@@ -50,10 +54,11 @@ func buildSinks(cfg config.Consumer, awsCfg aws.Config, ddb *dynamodb.Client, st
 
 	switch cfg.DeadLetter.Sink {
 	case "file":
-		w, err := openDL(cfg.DeadLetter.Path)
+		w, err := jsonl.OpenDeadLetters(cfg.DeadLetter.Path)
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("deadletter.path: %w", err))
 		}
+		closers = append(closers, w.Close)
 		out.pipeline.DeadLetters = w
 	default:
 		w, err := dynamo.NewDeadLetterWriter(ddb, dynamo.DeadLetterOptions{Table: cfg.Tables.DeadLetter})
@@ -62,20 +67,39 @@ func buildSinks(cfg config.Consumer, awsCfg aws.Config, ddb *dynamodb.Client, st
 		}
 		out.pipeline.DeadLetters = w
 	}
-	_, _, _, _ = awsCfg, stdout, os.Stdout, fmt.Sprint
-	return out, closeAll, nil
-}
 
-type tmpDL struct{ f *os.File }
-
-func openDL(p string) (*tmpDL, error) {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	return &tmpDL{f}, err
-}
-func (t *tmpDL) WriteDeadLetters(_ context.Context, d []processors.DeadLetter) error {
-	for _, x := range d {
-		b, _ := json.Marshal(x)
-		t.f.Write(append(b, '\n'))
+	switch cfg.Metrics.Sink {
+	case "cloudwatch":
+		w, err := cwsink.New(cloudwatch.NewFromConfig(awsCfg), cwsink.Options{Namespace: cfg.Metrics.Namespace})
+		if err != nil {
+			return fail(err)
+		}
+		out.pipeline.Metrics = w
+	case "emf":
+		var dst io.Writer = stdout
+		if cfg.Metrics.Path != "" {
+			f, err := os.OpenFile(cfg.Metrics.Path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return fail(fmt.Errorf("metrics.path: %w", err))
+			}
+			closers = append(closers, f.Close)
+			dst = f
+		}
+		w, err := emf.New(dst, emf.Options{Namespace: cfg.Metrics.Namespace})
+		if err != nil {
+			return fail(err)
+		}
+		out.pipeline.Metrics = w
 	}
-	return t.f.Sync()
+
+	if cfg.Alarms.TopicARN != "" {
+		p, err := snssink.New(sns.NewFromConfig(awsCfg), snssink.Options{TopicARN: cfg.Alarms.TopicARN})
+		if err != nil {
+			return fail(err)
+		}
+		out.pipeline.Messages = p
+	} else {
+		log.Info("alarms.topic_arn not set: alarms are stored but not published")
+	}
+	return out, closeAll, nil
 }

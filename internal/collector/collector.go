@@ -103,7 +103,7 @@ type Collector struct {
 	sink    Sink
 	log     *zap.Logger
 	now     func() time.Time
-	random  io.Reader      // session ids
+	random  io.Reader     // session ids
 	keyRand func() uint64 // random partition keys
 
 	accepted, full, bad atomic.Int64

@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,3 +127,5 @@ func get(v any, path ...any) any {
 	}
 	return v
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

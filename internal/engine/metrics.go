@@ -22,6 +22,7 @@ type Metrics struct {
 	CheckpointAge    *prometheus.GaugeVec
 	Checkpoints      *prometheus.CounterVec
 	SinkRetries      *prometheus.CounterVec
+	ResultsDropped   *prometheus.CounterVec
 	GetRecordsSecs   prometheus.Histogram
 
 	mu       sync.Mutex
@@ -67,6 +68,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		SinkRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardwatch_sink_retries_total", Help: "Failed sink writes that were retried.",
 		}, []string{"sink"}),
+		ResultsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwatch_results_dropped_total", Help: "Results a sink rejected as permanently invalid (a processor bug).",
+		}, []string{"sink"}),
 		GetRecordsSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "shardwatch_getrecords_seconds", Help: "GetRecords latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 8),
@@ -76,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		now:      time.Now,
 	}
 	for _, c := range []prometheus.Collector{m.RecordsIn, m.BytesIn, m.DecodeErrors, m.DeadLettered, m.ProcessorSeconds,
-		m.LeasesHeld, m.LeaseEvents, m.MillisBehind, m.CheckpointAge, m.Checkpoints, m.SinkRetries, m.GetRecordsSecs} {
+		m.LeasesHeld, m.LeaseEvents, m.MillisBehind, m.CheckpointAge, m.Checkpoints, m.SinkRetries, m.ResultsDropped, m.GetRecordsSecs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -132,7 +132,7 @@ func New(cfg Config, d Deps) (*Worker, error) {
 }
 
 func chainHooks(h processors.Hooks, m *Metrics) processors.Hooks {
-	dl, pl, sr := h.DeadLettered, h.ProcessorLatency, h.SinkRetry
+	dl, pl, sr, dr := h.DeadLettered, h.ProcessorLatency, h.SinkRetry, h.Dropped
 	h.DeadLettered = func(shard, class string, n int) {
 		m.DeadLettered.WithLabelValues(shard, class).Add(float64(n))
 		m.DecodeErrors.WithLabelValues(shard).Add(float64(n))
@@ -150,6 +150,12 @@ func chainHooks(h processors.Hooks, m *Metrics) processors.Hooks {
 		m.SinkRetries.WithLabelValues(s).Inc()
 		if sr != nil {
 			sr(s, err)
+		}
+	}
+	h.Dropped = func(s string, n int) {
+		m.ResultsDropped.WithLabelValues(s).Add(float64(n))
+		if dr != nil {
+			dr(s, n)
 		}
 	}
 	return h

@@ -7,8 +7,9 @@ import (
 	"fmt"
 
 	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck // the awslabs message types are APIv1 structs
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 const (
@@ -158,7 +159,7 @@ func (a *Aggregate) Add(partitionKey string, data []byte) (bool, error) {
 		// proto2 "required bytes": nil would marshal as a missing field.
 		data = []byte{}
 	}
-	a.msg.Records = append(a.msg.Records, &rec.Record{PartitionKeyIndex: proto.Uint64(idx), Data: data})
+	a.msg.Records = append(a.msg.Records, &rec.Record{PartitionKeyIndex: new(idx), Data: data})
 	a.protoSize += grow
 	return true, nil
 }
@@ -170,7 +171,8 @@ func (a *Aggregate) Finish() (enc Encoded, ok bool, err error) {
 		return Encoded{}, false, nil
 	}
 	defer a.reset()
-	body, err := proto.Marshal(&a.msg)
+	// The awslabs types are APIv1 structs: adapt them to the v2 runtime.
+	body, err := proto.Marshal(protoadapt.MessageV2Of(&a.msg))
 	if err != nil {
 		return Encoded{}, false, fmt.Errorf("kpl: marshal aggregate: %w", err)
 	}
@@ -216,7 +218,7 @@ func Deaggregate(r UserRecord) ([]UserRecord, error) {
 		return []UserRecord{r}, nil
 	}
 	var msg rec.AggregatedRecord
-	if err := proto.Unmarshal(r.Data[MagicLen:len(r.Data)-DigestLen], &msg); err != nil {
+	if err := proto.Unmarshal(r.Data[MagicLen:len(r.Data)-DigestLen], protoadapt.MessageV2Of(&msg)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	out := make([]UserRecord, 0, len(msg.Records))

@@ -15,8 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
 	rec "github.com/awslabs/kinesis-aggregation/go/v2/records"
-	"github.com/golang/protobuf/proto" //nolint:staticcheck // APIv1 message types
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/shardwatch/shardwatch/internal/testenv"
 	"github.com/shardwatch/shardwatch/pkg/kpl"
@@ -215,7 +216,7 @@ func TestAggregateLimits(t *testing.T) {
 
 func aggregateOf(t *testing.T, msg *rec.AggregatedRecord) []byte {
 	t.Helper()
-	body, err := proto.Marshal(msg)
+	body, err := proto.Marshal(protoadapt.MessageV2Of(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func aggregateOf(t *testing.T, msg *rec.AggregatedRecord) []byte {
 func TestDeaggregateEdgeCases(t *testing.T) {
 	valid := aggregateOf(t, &rec.AggregatedRecord{
 		PartitionKeyTable: []string{"a"},
-		Records:           []*rec.Record{{PartitionKeyIndex: proto.Uint64(0), Data: []byte("x")}},
+		Records:           []*rec.Record{{PartitionKeyIndex: new(uint64(0)), Data: []byte("x")}},
 	})
 	badDigest := bytes.Clone(valid)
 	badDigest[len(badDigest)-1] ^= 0xff
@@ -247,11 +248,11 @@ func TestDeaggregateEdgeCases(t *testing.T) {
 		{"garbage protobuf", garbage, nil, kpl.ErrMalformed},
 		{"key index out of range", aggregateOf(t, &rec.AggregatedRecord{
 			PartitionKeyTable: []string{"a"},
-			Records:           []*rec.Record{{PartitionKeyIndex: proto.Uint64(3), Data: []byte("x")}},
+			Records:           []*rec.Record{{PartitionKeyIndex: new(uint64(3)), Data: []byte("x")}},
 		}), nil, kpl.ErrMalformed},
 		{"hash key index out of range", aggregateOf(t, &rec.AggregatedRecord{
 			PartitionKeyTable: []string{"a"},
-			Records:           []*rec.Record{{PartitionKeyIndex: proto.Uint64(0), ExplicitHashKeyIndex: proto.Uint64(0), Data: []byte("x")}},
+			Records:           []*rec.Record{{PartitionKeyIndex: new(uint64(0)), ExplicitHashKeyIndex: new(uint64(0)), Data: []byte("x")}},
 		}), nil, kpl.ErrMalformed},
 	}
 	for _, tt := range tests {

@@ -50,6 +50,8 @@ type Hooks struct {
 	ProcessorLatency func(processor string, d time.Duration)
 	// SinkRetry reports a failed write attempt that will be retried.
 	SinkRetry func(sink string, err error)
+	// Dropped counts results a sink rejected as permanently invalid.
+	Dropped func(sink string, n int)
 }
 
 // Config builds per-shard pipelines. It is shared by all shards of a worker.
@@ -298,7 +300,7 @@ func (p *ShardPipeline) write(ctx context.Context) error {
 		if s.DeadLetters == nil {
 			return fmt.Errorf("shard %s: %d malformed records and no dead-letter sink", p.shard.ShardID, len(p.dls))
 		}
-		if err := p.retry(ctx, "deadletter", func() error { return s.DeadLetters.WriteDeadLetters(ctx, p.dls) }); err != nil {
+		if err := writeAll(ctx, p, "deadletter", p.dls, s.DeadLetters.WriteDeadLetters); err != nil {
 			return err
 		}
 		if h := p.cfg.Hooks.DeadLettered; h != nil {
@@ -306,29 +308,64 @@ func (p *ShardPipeline) write(ctx context.Context) error {
 		}
 	}
 	if items := p.out.dedupedItems(); len(items) > 0 && s.Items != nil {
-		if err := p.retry(ctx, "items", func() error { return s.Items.WriteItems(ctx, items) }); err != nil {
+		if err := writeAll(ctx, p, "items", items, s.Items.WriteItems); err != nil {
 			return err
 		}
 	}
 	if len(p.out.metrics) > 0 && s.Metrics != nil {
-		if err := p.retry(ctx, "metrics", func() error { return s.Metrics.WriteMetrics(ctx, p.out.metrics) }); err != nil {
+		if err := writeAll(ctx, p, "metrics", p.out.metrics, s.Metrics.WriteMetrics); err != nil {
 			return err
 		}
 	}
 	if len(p.out.msgs) > 0 && s.Messages != nil {
-		if err := p.retry(ctx, "messages", func() error { return s.Messages.Publish(ctx, p.out.msgs) }); err != nil {
+		if err := writeAll(ctx, p, "messages", p.out.msgs, s.Messages.Publish); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *ShardPipeline) retry(ctx context.Context, sink string, f func() error) error {
+// PartialError is implemented by sink errors that know which inputs were
+// not written (indexes into the slice passed to the write) and which of
+// those no retry can write (rejected as invalid).
+type PartialError interface {
+	error
+	Unwritten() (retryable, permanent []int)
+}
+
+// writeAll writes in until it is durable or ctx ends. After a partial
+// failure only the unwritten inputs are sent again, so a published message
+// is not published twice. Inputs the sink rejects as permanently invalid
+// are dropped, logged and counted: they come from a processor bug, and
+// retrying them would stall the shard forever.
+func writeAll[T any](ctx context.Context, p *ShardPipeline, sink string, in []T, write func(context.Context, []T) error) error {
 	wait := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		err := f()
+		err := write(ctx, in)
 		if err == nil {
 			return nil
+		}
+		var pe PartialError
+		if errors.As(err, &pe) {
+			retry, permanent := pe.Unwritten()
+			if len(permanent) > 0 {
+				p.log.Error("sink rejected results permanently; dropping them", zap.String("sink", sink), zap.Int("dropped", len(permanent)), zap.Error(err))
+				if h := p.cfg.Hooks.Dropped; h != nil {
+					h(sink, len(permanent))
+				}
+			}
+			if len(retry) == 0 {
+				return nil
+			}
+			if len(retry)+len(permanent) <= len(in) {
+				next := make([]T, 0, len(retry))
+				for _, i := range retry {
+					if i >= 0 && i < len(in) {
+						next = append(next, in[i])
+					}
+				}
+				in = next
+			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("shard %s: write %s: %w", p.shard.ShardID, sink, errors.Join(err, ctx.Err()))
@@ -342,7 +379,7 @@ func (p *ShardPipeline) retry(ctx context.Context, sink string, f func() error) 
 		// Full jitter keeps a fleet of shards from retrying in lockstep.
 		d := time.Duration(rand.Int64N(int64(wait)) + 1)
 		if err := p.cfg.Sleep(ctx, d); err != nil {
-			return fmt.Errorf("shard %s: write %s: %w", p.shard.ShardID, sink, errors.Join(f(), err))
+			return fmt.Errorf("shard %s: write %s: %w", p.shard.ShardID, sink, err)
 		}
 		wait = min(wait*2, p.cfg.RetryMax)
 	}

@@ -91,3 +91,17 @@ func NewBatchError(op string, total int, failed []Failure) error {
 func sortFailures(f []Failure) {
 	slices.SortStableFunc(f, func(a, b Failure) int { return cmp.Compare(a.Index, b.Index) })
 }
+
+// Unwritten splits the failed inputs by whether a retry can help; it
+// implements processors.PartialError so the pipeline re-sends only what
+// failed and gives up at once on inputs that can never be written.
+func (e *BatchError) Unwritten() (retryable, permanent []int) {
+	for _, f := range e.Failed {
+		if errors.Is(f.Err, ErrInvalidInput) || Classify(f.Err) == Permanent {
+			permanent = append(permanent, f.Index)
+		} else {
+			retryable = append(retryable, f.Index)
+		}
+	}
+	return retryable, permanent
+}

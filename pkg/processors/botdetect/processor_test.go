@@ -419,3 +419,42 @@ func BenchmarkProcess(b *testing.B) {
 	b.StopTimer()
 	_ = pass
 }
+
+// TestZakerLog runs the real Zaker log through one shard: every minute
+// gets a global item, and each signal fires somewhere (the log is ~40%
+// crawlers, some fetch robots.txt, some crawl without referers).
+func TestZakerLog(t *testing.T) {
+	recs := loadRecords(t, zakerFile, records.FormatCombined)
+	store := processortest.NewStore()
+	h := &processortest.Harness{Factory: newFactory(t, DefaultConfig()), Store: store,
+		Shard: processors.Shard{ShardID: "shardId-000000000001"}, Clock: processortest.NewClock(recs[len(recs)-1].Time)}
+	runShardFrom(t, h, recs)
+	reasons := map[string]int{}
+	windows, requests := 0, int64(0)
+	for _, it := range store.Items(testApp.Tables.Results) {
+		if sk, _ := window.GetStr(it, window.AttrSK); sk != window.GlobalSK {
+			continue
+		}
+		r, err := ParseGlobal(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		windows++
+		requests += r.Requests
+		for _, f := range r.Flagged {
+			for _, re := range f.Reasons {
+				re, _, _ = strings.Cut(re, ":")
+				reasons[re]++
+			}
+		}
+	}
+	if windows != 41 || requests != int64(len(recs)) {
+		t.Errorf("%d windows, %d requests; want 41 minutes and all %d lines", windows, requests, len(recs))
+	}
+	for _, r := range []string{"ua", "robots", "crawl"} {
+		if reasons[r] == 0 {
+			t.Errorf("no IP flagged %q", r)
+		}
+	}
+	t.Logf("flagged (IP, window) pairs by reason: %v", reasons)
+}

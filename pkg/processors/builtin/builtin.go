@@ -5,6 +5,7 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
 	"github.com/shardwatch/shardwatch/pkg/processors/counters"
 	"github.com/shardwatch/shardwatch/pkg/processors/hrmetrics"
+	"github.com/shardwatch/shardwatch/pkg/processors/orderflood"
 	"github.com/shardwatch/shardwatch/pkg/processors/topn"
 )
 
@@ -14,7 +15,7 @@ func Plugins() []processors.Plugin {
 		botdetect.Plugin(),
 		counters.Plugin(),
 		hrmetrics.Plugin(),
-		// TODO(orderflood): add orderflood.Plugin() once the package exports it.
+		orderflood.Plugin(),
 		topn.Plugin(),
 	}
 }

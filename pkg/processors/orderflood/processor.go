@@ -149,6 +149,9 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 		orders:  map[int64]int64{},
 		raised:  map[string]time.Time{},
 	}
+	if f.topic == "" {
+		log.Warn("no alarm topic configured: order floods are recorded in the alarm history but not published")
+	}
 	if env.Store != nil {
 		if err := p.restore(ctx); err != nil {
 			return nil, fmt.Errorf("%s: shard %s: restore: %w", Name, env.Shard.ShardID, err)
@@ -481,54 +484,22 @@ type shardData map[string]*secState
 // load returns, for every second a window over work needs, the durable
 // per-shard states with this shard's replaced by its in-memory ones.
 func (p *processor) load(ctx context.Context, work map[string][]int64) (map[int64]shardData, error) {
-	w := p.f.width
-	var lo, hi int64
-	first := true
-	for _, secs := range work {
-		if len(secs) == 0 {
-			continue
-		}
-		if first || secs[0]-w+1 < lo {
-			lo = secs[0] - w + 1
-		}
-		if first || secs[len(secs)-1]+w-1 > hi {
-			hi = secs[len(secs)-1] + w - 1
-		}
-		first = false
-	}
+	ivs := neededSeconds(work, p.f.width)
 	data := map[int64]shardData{}
-	if first {
-		return data, nil
-	}
-	needed := map[int64]bool{}
-	for _, secs := range work {
-		for _, s := range secs {
-			for x := s - w + 1; x <= s+w-1; x++ {
-				needed[x] = true
-			}
+	add := func(sec int64, shard string, s *secState) {
+		if data[sec] == nil {
+			data[sec] = shardData{}
 		}
+		data[sec][shard] = s
 	}
-	shard := p.env.Shard.ShardID
 	if p.env.Store != nil {
-		// One Query per minute bucket holding needed seconds.
-		for m := lo - mod(lo, 60); m <= hi; m += 60 {
-			a, b := int64(-1), int64(-1)
-			for x := max(m, lo); x < m+60 && x <= hi; x++ {
-				if needed[x] {
-					if a < 0 {
-						a = x
-					}
-					b = x
-				}
-			}
-			if a < 0 {
-				continue
-			}
-			ta, tb := time.Unix(a, 0).UTC(), time.Unix(b, 0).UTC()
-			items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, bucketPK(p.f.cfg.Name, ta), window.AttrSK,
+		for _, q := range bucketRanges(ivs) {
+			ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
+			pk := bucketPK(p.f.cfg.Name, ta)
+			items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
 				window.FormatTime(ta), window.FormatTime(tb)+"#~")
 			if err != nil {
-				return nil, fmt.Errorf("query %s: %w", bucketPK(p.f.cfg.Name, ta), err)
+				return nil, fmt.Errorf("query %s: %w", pk, err)
 			}
 			for _, it := range items {
 				h, s, err := parsePartial(it)
@@ -536,26 +507,78 @@ func (p *processor) load(ctx context.Context, work map[string][]int64) (map[int6
 					p.log.Warn("skipping unreadable partial", zap.Error(err))
 					continue
 				}
-				sec := h.Start.Unix()
-				if !needed[sec] {
-					continue
+				if sec := h.Start.Unix(); covers(ivs, sec) {
+					add(sec, h.Shard, s)
 				}
-				if data[sec] == nil {
-					data[sec] = shardData{}
-				}
-				data[sec][h.Shard] = s
 			}
 		}
 	}
-	for sec := range needed {
-		if own := p.ownState(sec); own != nil {
-			if data[sec] == nil {
-				data[sec] = shardData{}
-			}
-			data[sec][shard] = own
+	shard := p.env.Shard.ShardID
+	for sec, s := range p.recent {
+		if covers(ivs, sec) {
+			add(sec, shard, s)
+		}
+	}
+	for _, w := range p.tr.Open() {
+		if sec := w.Start.Unix(); covers(ivs, sec) {
+			add(sec, shard, w.State)
 		}
 	}
 	return data, nil
+}
+
+// neededSeconds returns the seconds windows over work need, as sorted
+// disjoint [lo, hi] intervals: a window ending at e covers [e-w+1, e] and
+// a changed second s affects the windows ending in [s, s+w-1].
+func neededSeconds(work map[string][]int64, w int64) [][2]int64 {
+	var ivs [][2]int64
+	for _, secs := range work {
+		for _, s := range secs {
+			ivs = append(ivs, [2]int64{s - w + 1, s + w - 1})
+		}
+	}
+	slices.SortFunc(ivs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	out := ivs[:0]
+	for _, iv := range ivs {
+		if n := len(out); n > 0 && iv[0] <= out[n-1][1]+1 {
+			out[n-1][1] = max(out[n-1][1], iv[1])
+			continue
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+// covers reports whether sec lies in one of the sorted intervals.
+func covers(ivs [][2]int64, sec int64) bool {
+	i, _ := slices.BinarySearchFunc(ivs, sec, func(iv [2]int64, s int64) int {
+		switch {
+		case iv[1] < s:
+			return -1
+		case iv[0] > s:
+			return 1
+		}
+		return 0
+	})
+	return i < len(ivs) && ivs[i][0] <= sec && sec <= ivs[i][1]
+}
+
+// bucketRanges splits intervals at minute boundaries and joins the parts
+// that fall into the same minute: one Query per minute bucket.
+func bucketRanges(ivs [][2]int64) [][2]int64 {
+	var out [][2]int64
+	for _, iv := range ivs {
+		for lo := iv[0]; lo <= iv[1]; {
+			hi := min(iv[1], lo-mod(lo, 60)+59)
+			if n := len(out); n > 0 && out[n-1][0]-mod(out[n-1][0], 60) == lo-mod(lo, 60) {
+				out[n-1][1] = hi
+			} else {
+				out = append(out, [2]int64{lo, hi})
+			}
+			lo = hi + 1
+		}
+	}
+	return out
 }
 
 // later returns the later of an event time and the clock: items of a
@@ -735,7 +758,7 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 	st, shard := p.env.Store, p.env.Shard.ShardID
 	if st == nil { // no store: no fleet-wide de-duplication
 		p.raised[id] = a.Period
-		if publish {
+		if publish && p.f.topic != "" {
 			out.Publish(message(p.f.topic, a, body))
 		}
 		return nil
@@ -774,6 +797,11 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 		}
 	}
 	p.raised[id] = a.Period
+	if p.f.topic == "" {
+		// Recorded in the history, never published: nothing to resume.
+		out.Put(markerItem(p.f.results, p.f.cfg.Name, shard, a, body, true, now.Add(markerTTL)))
+		return nil
+	}
 	if !publish {
 		return nil // the marker stays pending for the next owner
 	}

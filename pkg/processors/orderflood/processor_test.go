@@ -570,3 +570,43 @@ func BenchmarkProcess(b *testing.B) {
 		n += len(bt)
 	}
 }
+
+// TestNoTopic: without an alarm topic the flood is recorded, not
+// published (a publish to no topic would fail the batch forever).
+func TestNoTopic(t *testing.T) {
+	app := testApp
+	app.AlarmTopicARN = ""
+	f, err := NewFactory(DefaultConfig(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, clock := processortest.NewStore(), clockAt(12)
+	a := newLease(t, f, store, clock, "shardId-000000000001")
+	a.batch(orders(30, 0, 10, "A"))
+	a.flush()
+	if len(a.msgs) != 0 {
+		t.Errorf("%d messages without a topic", len(a.msgs))
+	}
+	if h := history(t, store); len(h) != 1 {
+		t.Errorf("history = %v; want the alarm recorded", h)
+	}
+}
+
+// TestCrashAfterPublish pins the documented at-least-once corner: the
+// message went out but the owner died before the flush that confirms
+// it, so the next owner publishes it again.
+func TestCrashAfterPublish(t *testing.T) {
+	f := newFactory(t, DefaultConfig())
+	store, clock := processortest.NewStore(), clockAt(12)
+	a := newLease(t, f, store, clock, "shardId-000000000001")
+	a.batch(orders(30, 0, 10, "A")) // published; crash before the next flush
+	next := newLease(t, f, store, clock, "shardId-000000000001")
+	next.flush()
+	next.flush()
+	if got := len(a.msgs) + len(next.msgs); got != 2 {
+		t.Errorf("%d messages, want 2 (the documented duplicate)", got)
+	}
+	if h := history(t, store); h["order-flood|2026-11-22T09:41:00Z"]["published"] != "BOOL:true" {
+		t.Errorf("history = %v; want published=true", h)
+	}
+}

@@ -107,6 +107,12 @@ func Run(t *testing.T, s Suite) {
 	t.Run("restore-after-failover", k.restore)
 }
 
+// reporter is the part of testing.T the checks use (tests fake it).
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
 type kit struct {
 	s       Suite
 	batches [][]records.Record
@@ -195,7 +201,7 @@ func (k *kit) finish(t *testing.T, h *Harness, p processors.Processor, log *runL
 
 // checkEmission fails when an item is final before its window is due:
 // watermark >= end+grace, or clock >= end+grace+idle.
-func (k *kit) checkEmission(t *testing.T, rec *Recorder, wm, now time.Time, where string) {
+func (k *kit) checkEmission(t reporter, rec *Recorder, wm, now time.Time, where string) {
 	t.Helper()
 	k.checkBounds(t, rec, where)
 	w := k.s.Window
@@ -216,7 +222,7 @@ func (k *kit) checkEmission(t *testing.T, rec *Recorder, wm, now time.Time, wher
 	}
 }
 
-func (k *kit) checkBounds(t *testing.T, rec *Recorder, where string) {
+func (k *kit) checkBounds(t reporter, rec *Recorder, where string) {
 	t.Helper()
 	if n := len(rec.Items); n > k.s.MaxItemsPerFlush {
 		t.Errorf("%s: %d items in one call, want <= %d", where, n, k.s.MaxItemsPerFlush)

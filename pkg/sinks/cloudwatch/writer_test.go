@@ -251,10 +251,10 @@ func TestWriteMetricsLimits(t *testing.T) {
 			wantValues: 400,
 		},
 		{
-			name: "1,000 series of 150 values: bounded by bytes",
+			name: "400 series of 150 values: bounded by bytes",
 			data: func() []processors.Datum {
 				var out []processors.Datum
-				for i := range 1000 {
+				for i := range 400 {
 					for v := range 150 {
 						out = append(out, processors.Datum{Name: fmt.Sprintf("metric-with-a-longish-name-%04d", i), Unit: "Milliseconds",
 							Dims: []processors.Dim{{Name: "Stream", Value: "clickstream-prod"}, {Name: "Shard", Value: "shardId-000000000001"}},
@@ -264,8 +264,8 @@ func TestWriteMetricsLimits(t *testing.T) {
 				return out
 			},
 			// ~2,970 estimated bytes per datum against a 900,000 budget.
-			wantDatums: []int{303, 303, 303, 91},
-			wantValues: 150_000,
+			wantDatums: []int{303, 97},
+			wantValues: 60_000,
 		},
 	}
 	for _, tt := range tests {
