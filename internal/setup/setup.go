@@ -66,9 +66,11 @@ type Result struct {
 	StreamARN string
 	// TopicARNs maps each topic name in the plan to its ARN.
 	TopicARNs map[string]string
-	// Created lists what this call created, as "stream/NAME", "table/NAME"
-	// and "ttl/TABLE"; empty when everything already existed. Topics are
-	// not listed: CreateTopic is idempotent and does not say whether it
+	// Created lists, sorted, what this call created: "stream/NAME",
+	// "table/NAME" and "ttl/TABLE"; empty when everything already existed.
+	// The server picks a single creator of a stream or table; two concurrent
+	// calls may both report the same "ttl/" (enabling TTL is idempotent in
+	// effect). Topics are not listed: CreateTopic does not say whether it
 	// created one.
 	Created []string
 }

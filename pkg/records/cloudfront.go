@@ -224,7 +224,7 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 		if !parseClock(field(cfTime), &c) || !c.valid() {
 			return cfErr(ErrMalformed, cfTime, "bad time", field(cfTime))
 		}
-		*tm = c.time(time.UTC)
+		*tm = c.time(0, time.UTC)
 	}
 
 	if v := field(cfIP); len(v) == 0 || isDash(v) {

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
@@ -46,7 +47,8 @@ const maxJSONDepth = 512
 type objIter struct {
 	b      []byte
 	i      int
-	n      int // members returned so far
+	n      int  // members returned so far
+	ctl    bool // b holds control characters (see str)
 	done   bool
 	key    []byte
 	keyEsc bool
@@ -58,7 +60,7 @@ type objIter struct {
 }
 
 func (it *objIter) init(b []byte) {
-	*it = objIter{b: b}
+	*it = objIter{b: b, ctl: hasControl(b)}
 	it.ws()
 	if it.i == len(b) {
 		it.fail(ErrTruncated, "no JSON object")
@@ -205,52 +207,54 @@ func (it *objIter) lit(word string, kind jsonKind, v *jsonVal) bool {
 }
 
 // str scans the string starting at the quote at it.i and returns its
-// content span. Control characters must be escaped; escapes are checked
-// here so unescaping later cannot fail.
+// content span. Escapes are checked here so unescaping later cannot fail.
 func (it *objIter) str() (start, end int, esc, ok bool) {
+	if it.ctl {
+		return it.strCareful()
+	}
+	// No byte of the payload is a control character, so none can be in a
+	// string: find the closing quote and any backslash with IndexByte
+	// (vectorised), handling escapes one by one. The quote found stays
+	// valid until an escape consumes it, which keeps this linear.
+	b := it.b
+	start = it.i + 1
+	i, q := start, -1
+	for {
+		if q < i {
+			q = bytes.IndexByte(b[i:], '"')
+			if q < 0 {
+				it.i = len(b)
+				it.truncOr("")
+				return 0, 0, false, false
+			}
+			q += i
+		}
+		bs := bytes.IndexByte(b[i:q], '\\')
+		if bs < 0 {
+			it.i = q + 1
+			return start, q, esc, true
+		}
+		esc = true
+		if i, ok = it.escape(i + bs); !ok {
+			return 0, 0, false, false
+		}
+	}
+}
+
+// strCareful is str for payloads holding control characters (pretty
+// printed JSON, or garbage): it also rejects them inside strings.
+func (it *objIter) strCareful() (start, end int, esc, ok bool) {
 	b := it.b
 	i := it.i + 1
 	start = i
 	for i < len(b) {
-		// Skip 8 plain bytes at a time: strings are most of a payload.
-		for i+8 <= len(b) && !jsonSpecial8(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		if i >= len(b) {
-			break
-		}
-		c := b[i]
-		switch {
+		switch c := b[i]; {
 		case c == '"':
 			it.i = i + 1
 			return start, i, esc, true
 		case c == '\\':
 			esc = true
-			if i+1 >= len(b) {
-				it.i = len(b)
-				it.truncOr("")
-				return 0, 0, false, false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) {
-					it.i = len(b)
-					it.truncOr("")
-					return 0, 0, false, false
-				}
-				for k := i + 2; k < i+6; k++ {
-					if _, okh := unhex(b[k]); !okh {
-						it.i = k
-						it.fail(ErrMalformed, "bad \\u escape")
-						return 0, 0, false, false
-					}
-				}
-				i += 6
-			default:
-				it.i = i
-				it.fail(ErrMalformed, "bad escape")
+			if i, ok = it.escape(i); !ok {
 				return 0, 0, false, false
 			}
 		case c < 0x20:
@@ -266,17 +270,55 @@ func (it *objIter) str() (start, end int, esc, ok bool) {
 	return 0, 0, false, false
 }
 
-// jsonSpecial8 reports whether any of the 8 bytes in x is a quote, a
-// backslash or a control character (the classic SWAR "has zero byte" and
-// "has byte less than n" tests; exact for "any", which is all we ask).
-func jsonSpecial8(x uint64) bool {
+// escape checks the escape sequence at b[i] == '\\' and returns the
+// index after it.
+func (it *objIter) escape(i int) (int, bool) {
+	b := it.b
+	if i+1 >= len(b) {
+		it.i = len(b)
+		it.truncOr("")
+		return 0, false
+	}
+	switch b[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 2, true
+	case 'u':
+		if i+6 > len(b) {
+			it.i = len(b)
+			it.truncOr("")
+			return 0, false
+		}
+		for k := i + 2; k < i+6; k++ {
+			if _, okh := unhex(b[k]); !okh {
+				it.i = k
+				it.fail(ErrMalformed, "bad \\u escape")
+				return 0, false
+			}
+		}
+		return i + 6, true
+	}
+	it.i = i
+	it.fail(ErrMalformed, "bad escape")
+	return 0, false
+}
+
+// hasControl reports whether b holds a byte below 0x20, 8 bytes at a
+// time (the SWAR "has byte less than n" test, exact for "any").
+func hasControl(b []byte) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	ctl := (x - ones*0x20) &^ x & highs
-	q := x ^ (ones * '"')
-	quote := (q - ones) &^ q & highs
-	bs := x ^ (ones * '\\')
-	back := (bs - ones) &^ bs & highs
-	return ctl|quote|back != 0
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-ones*0x20)&^x&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // num scans -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?

@@ -1,50 +1,62 @@
 package records
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
-// TestJSONSpecial8 checks the SWAR test against the obvious loop, for
-// every byte value at every position and for random words.
-func TestJSONSpecial8(t *testing.T) {
-	naive := func(x uint64) bool {
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], x)
+// TestHasControl checks the SWAR test against the obvious loop, for every
+// byte value at every position and for random inputs of every length
+// around the 8-byte word size.
+func TestHasControl(t *testing.T) {
+	naive := func(b []byte) bool {
 		for _, c := range b {
-			if c == '"' || c == '\\' || c < 0x20 {
+			if c < 0x20 {
 				return true
 			}
 		}
 		return false
 	}
-	check := func(x uint64) {
-		if got, want := jsonSpecial8(x), naive(x); got != want {
-			t.Fatalf("jsonSpecial8(%#016x) = %v, want %v", x, got, want)
+	check := func(b []byte) {
+		if got, want := hasControl(b), naive(b); got != want {
+			t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
 		}
 	}
-	for pos := range 8 {
-		for c := range 256 {
-			b := []byte("aaaaaaaa")
-			b[pos] = byte(c)
-			check(binary.LittleEndian.Uint64(b))
-			for i := range b {
-				if i != pos {
-					b[i] = 0xff
+	for n := 1; n <= 17; n++ {
+		for pos := range n {
+			for c := range 256 {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = 'a'
+					if i > pos {
+						b[i] = 0xff // high bytes after the probe must not mask it
+					}
 				}
+				b[pos] = byte(c)
+				check(b)
 			}
-			check(binary.LittleEndian.Uint64(b))
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200000 {
-		check(rng.Uint64())
-		// Mostly printable words, where false positives would hide.
-		var b [8]byte
+	for range 100000 {
+		b := make([]byte, rng.IntN(40))
 		for i := range b {
-			b[i] = byte(0x20 + rng.IntN(0x60))
+			b[i] = byte(0x1c + rng.IntN(0xe4))
 		}
-		check(binary.LittleEndian.Uint64(b[:]))
+		check(b)
+	}
+}
+
+// TestCivilTime checks the direct Unix computation against time.Date
+// over every day from 1970 to 2400 at an awkward offset.
+func TestCivilTime(t *testing.T) {
+	loc := time.FixedZone("", -(9*3600 + 30*60))
+	for d := time.Date(1970, 1, 1, 23, 59, 58, 999, loc); d.Year() < 2400; d = d.AddDate(0, 0, 1) {
+		c := civil{year: d.Year(), month: int(d.Month()), day: d.Day(), hour: d.Hour(), min: d.Minute(), sec: d.Second(), nsec: d.Nanosecond()}
+		_, off := d.Zone()
+		if got := c.time(off, loc); !got.Equal(d) || got.Location() != loc {
+			t.Fatalf("civil %+v = %v, want %v", c, got, d)
+		}
 	}
 }

@@ -52,8 +52,26 @@ func (c *civil) valid() bool {
 		c.sec >= 0 && c.sec <= 59
 }
 
-func (c *civil) time(loc *time.Location) time.Time {
-	return time.Date(c.year, time.Month(c.month), c.day, c.hour, c.min, c.sec, c.nsec, loc)
+// time returns c, a wall time at UTC offset off seconds, as a Time in
+// loc. It computes Unix seconds directly (c is valid, so time.Date's
+// normalisation and zone lookup are wasted work on the hot path).
+func (c *civil) time(off int, loc *time.Location) time.Time {
+	secs := daysFromCivil(c.year, c.month, c.day)*86400 + int64(c.hour*3600+c.min*60+c.sec) - int64(off)
+	return time.Unix(secs, int64(c.nsec)).In(loc)
+}
+
+// daysFromCivil counts days from 1970-01-01 to y-m-d in the proleptic
+// Gregorian calendar (H. Hinnant's algorithm, for y >= 1).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era*146097 + doe - 719468)
 }
 
 func daysIn(month, year int) int {
@@ -136,7 +154,7 @@ func parseCLFTime(b []byte, z *zoneCache) (time.Time, bool) {
 	if !ok || !c.valid() {
 		return time.Time{}, false
 	}
-	return c.time(z.get(off)), true
+	return c.time(off, z.get(off)), true
 }
 
 // parseOffset parses "+hhmm" or "+hh:mm" into seconds east of UTC.
@@ -222,7 +240,7 @@ func parseRFC3339(b []byte, z *zoneCache) (time.Time, bool) {
 	if !c.valid() {
 		return time.Time{}, false
 	}
-	return c.time(z.get(off)), true
+	return c.time(off, z.get(off)), true
 }
 
 // parseUSDateTime parses the InvoiceDate of the original UCI export,
@@ -253,7 +271,7 @@ func parseUSDateTime(b []byte) (time.Time, bool) {
 	if !c.valid() {
 		return time.Time{}, false
 	}
-	return c.time(time.UTC), true
+	return c.time(0, time.UTC), true
 }
 
 // numUntil parses 1-4 digits up to sep (or the end when sep is absent)
