@@ -1,0 +1,5 @@
+//go:build !race
+
+package botdetect
+
+const raceEnabled = false
