@@ -102,6 +102,10 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	p.w.metrics.behind(p.shardID, in.MillisBehindLatest)
+	if p.w.leases != nil && p.w.leases.Claimed(p.shardID) {
+		p.handOver(in.Checkpointer)
+		return
+	}
 	if !p.open() {
 		p.giveUp("pipeline did not start")
 		return
@@ -159,6 +163,24 @@ func (p *shardProcessor) checkpoint(c kcl.IRecordProcessorCheckpointer, seq *str
 		p.pending = *seq
 	}
 	p.log.Warn("checkpoint failed; will retry with the next batch", zap.Error(err))
+}
+
+// handOver gives the lease to the worker that claimed it for balance: the
+// processors write their partials, the last batch is checkpointed, then
+// the lease is released, so the claimant resumes with no duplicates. The
+// records of this poll are left for it.
+func (p *shardProcessor) handOver(c kcl.IRecordProcessorCheckpointer) {
+	if err := p.closePipe(processors.Shutdown); err != nil {
+		p.log.Error("hand-over: close processors; releasing without checkpoint", zap.Error(err))
+	} else if p.pending != "" {
+		seq := p.pending
+		p.checkpoint(c, &seq)
+	}
+	p.markLost("handed over to balance the fleet")
+	if err := p.w.leases.Release(p.shardID); err != nil {
+		p.log.Warn("hand-over release", zap.Error(err))
+	}
+	p.log.Info("lease handed over to balance the fleet")
 }
 
 // giveUp discards this tenure and releases the lease so the shard restarts

@@ -106,10 +106,12 @@ var errLost = errors.New("lease lost")
 type fakeLeases struct {
 	lost     chan struct{}
 	released []string
+	claimed  bool
 }
 
 func (f *fakeLeases) Lost(string) <-chan struct{} { return f.lost }
 func (f *fakeLeases) IsLeaseLost(err error) bool  { return errors.Is(err, errLost) }
+func (f *fakeLeases) Claimed(string) bool         { return f.claimed }
 func (f *fakeLeases) Release(id string) error {
 	f.released = append(f.released, id)
 	return nil
@@ -267,5 +269,25 @@ func TestToRawNumbersAggregateUserRecords(t *testing.T) {
 	}
 	if d := cmp.Diff([]int64{0, 1, 2, 0, 0, 1}, subs); d != "" {
 		t.Errorf("sub-sequences (-want +got):\n%s", d)
+	}
+}
+
+func TestClaimedLeaseIsHandedOverAfterCheckpoint(t *testing.T) {
+	h := newHarness(t)
+	cp := &fakeCheckpointer{}
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Records: recs("1=ok:a"), Checkpointer: cp})
+	h.leases.claimed = true
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Records: recs("2=ok:b"), Checkpointer: cp})
+	if d := cmp.Diff([]string{"a", "final"}, h.items.keys); d != "" {
+		t.Errorf("items (-want +got): the claimed poll's records must be left for the claimant\n%s", d)
+	}
+	if d := cmp.Diff([]processors.Reason{processors.Shutdown}, h.closed); d != "" {
+		t.Errorf("close reasons (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"shard-1"}, h.leases.released); d != "" {
+		t.Errorf("released (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"1"}, cp.seqs); d != "" {
+		t.Errorf("checkpoints (-want +got):\n%s", d)
 	}
 }

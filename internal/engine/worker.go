@@ -29,6 +29,9 @@ type Leases interface {
 	// Release gives the lease up at once so the shard restarts from its
 	// last checkpoint.
 	Release(shardID string) error
+	// Claimed reports that another worker asked for the lease to balance
+	// the fleet: hand it over gracefully.
+	Claimed(shardID string) bool
 }
 
 // Config is the worker's engine-level configuration.

@@ -27,8 +27,19 @@
 // incarnation.
 //
 // The engine's interface has no context: calls run on the base context
-// given to New, each bounded by CallTimeout. Lease stealing is not
-// supported (run the engine with EnableLeaseStealing=false).
+// given to New, each bounded by CallTimeout. The engine's own lease
+// stealing is not supported (run it with EnableLeaseStealing=false); the
+// store balances instead:
+//
+//   - Fair share: a worker takes no new lease beyond ceil(open shards /
+//     live workers), live meaning holding an unexpired lease (the Java
+//     KCL's target).
+//   - Graceful claims: when no shard is free, a worker below its share
+//     sets ClaimRequest on one lease of a worker above it. The holder sees
+//     the claim on its next renewal (Claimed), finishes its batch,
+//     checkpoints and releases; the claimant then takes the free row. No
+//     owner is fenced out mid-batch, so a rebalance causes no duplicates.
+//     A claim older than three failover periods is ignored.
 //
 // # Table schema
 //
@@ -55,7 +66,9 @@
 //	                                                          without progress is poisoned)
 //	CheckpointedAt                S     checkpoint            RFC3339Nano wall time of the checkpoint
 //	CheckpointedBy                S     checkpoint            worker id that wrote the checkpoint
-//	ClaimRequest                  S     (vmware stealing)     left untouched
+//	ClaimRequest                  S     claim; REMOVEd by     worker asking the owner for a hand-over
+//	                                    take and release      (balance); same name as vmware's stealing
+//	ClaimedAt                     S     claim                 RFC3339Nano wall time of the claim
 //
 // # Engine settings
 //

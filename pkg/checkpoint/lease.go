@@ -37,6 +37,9 @@ type tenure struct {
 	ambiguous bool
 	lost      chan struct{}
 	closed    bool
+	// claimed: another worker asked for this lease to balance the fleet;
+	// the holder should hand it over gracefully (see Claimed).
+	claimed bool
 }
 
 // Lease is a handle on one tenure of a shard's lease.
@@ -219,6 +222,7 @@ func (s *Store) writeHeld(ctx context.Context, t *tenure, e *expr, u *update, op
 		}
 		s.mu.Lock()
 		t.counter, t.renewStarted, t.lastRenewal, t.ambiguous = r.Counter, start, s.clock.Now(), false
+		t.claimed = s.freshClaim(r, start) && r.Claim != me
 		s.mu.Unlock()
 		s.noteRow(r)
 		return r, nil
@@ -265,6 +269,8 @@ func (s *Store) release(ctx context.Context, shardID string) error {
 		e := newExpr()
 		u := &update{e: e}
 		u.del(attrOwner)
+		u.del(attrClaim)
+		u.del(attrClaimedAt)
 		// No local-expiry check: the fence alone decides, and releasing a
 		// lease nobody took yet spares the next owner the expiry wait.
 		_, err = s.writeHeld(ctx, t, e, u, "release", false)
@@ -297,4 +303,28 @@ func (s *Store) ReleaseAll(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Claimed reports whether another worker asked for the shard's lease to
+// balance the fleet. The holder should then finish its batch, checkpoint
+// and Release, so the claimant takes over without duplicates.
+func (s *Store) Claimed(shardID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.held[shardID]
+	return t != nil && !t.closed && t.claimed
+}
+
+// freshClaim reports whether r carries a claim young enough to honour: a
+// claim nobody acted on for a few failover periods is stale (its claimant
+// may be gone). Callers hold s.mu or own r.
+func (s *Store) freshClaim(r row, now time.Time) bool {
+	if r.Claim == "" {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, r.ClaimedAt)
+	if err != nil {
+		return false
+	}
+	return now.Sub(at) < 3*s.cfg.FailoverTime
 }

@@ -23,6 +23,8 @@ const (
 	attrOwnerSwitches  = "OwnerSwitchesSinceCheckpoint" // N
 	attrCheckpointedAt = "CheckpointedAt"               // S, RFC3339Nano
 	attrCheckpointer   = "CheckpointedBy"               // S
+	attrClaim          = chk.ClaimRequestKey            // S: worker asking for a hand-over
+	attrClaimedAt      = "ClaimedAt"                    // S, RFC3339Nano
 )
 
 // ShardEnd is the checkpoint of a shard read to its end.
@@ -37,6 +39,8 @@ type row struct {
 	Parent         string
 	Adjacent       string
 	CheckpointedAt string
+	Claim          string
+	ClaimedAt      string
 	// HasCounter is false for rows written only by vmware-go-kcl-v2.
 	HasCounter    bool
 	Counter       int64
@@ -83,6 +87,8 @@ func parseRow(item map[string]types.AttributeValue) (row, error) {
 	r.Parent = str(attrParent)
 	r.Adjacent = str(attrAdjacent)
 	r.CheckpointedAt = str(attrCheckpointedAt)
+	r.Claim = str(attrClaim)
+	r.ClaimedAt = str(attrClaimedAt)
 	r.Counter, r.HasCounter = num(attrCounter)
 	r.OwnerSwitches, _ = num(attrOwnerSwitches)
 	if err != nil {

@@ -495,13 +495,23 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 		adjacent = adj
 	}
 	now := s.clock.Now()
+	// The shard list makes the fair share right before every shard has a
+	// row; without it (a listing error) rows alone are a fine estimate.
+	_, list, _ := s.shardInfo(ctx, id)
+	bal := s.balance(id, exists, list, now)
 	if exists && r.Owner != "" && r.Owner != me {
 		s.mu.Lock()
 		o, ok := s.obs[id]
 		s.mu.Unlock()
 		if !ok || o.version != r.version() || now.Sub(o.since) < s.cfg.FailoverTime {
+			if bal.free == 0 && bal.held < bal.target && bal.others[r.Owner] > bal.target && !bal.claimOut && !s.freshClaim(r, now) {
+				return s.claim(ctx, r, now)
+			}
 			return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: "lease not expired"}
 		}
+	}
+	if bal.held >= bal.target {
+		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: fmt.Sprintf("balanced: holding %d of a fair share of %d", bal.held, bal.target)}
 	}
 
 	e := newExpr()
@@ -523,6 +533,8 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 	}
 	u := &update{e: e}
 	u.set(attrOwner, e.s(me))
+	u.del(attrClaim)
+	u.del(attrClaimedAt)
 	u.set(attrCounter, e.num(next))
 	u.set(attrLeaseTimeout, e.s(wallString(now.Add(s.cfg.FailoverTime))))
 	u.set(attrOwnerSwitches, e.num(switches))
@@ -697,3 +709,96 @@ func (s *Store) ListActiveWorkers(map[string]*par.ShardStatus) (map[string][]*pa
 
 // ClaimShard is not supported (no lease stealing).
 func (s *Store) ClaimShard(*par.ShardStatus, string) error { return ErrLeaseStealingUnsupported }
+
+// load is this worker's view of how leases are spread.
+type load struct {
+	held, target int
+	free         int            // shards anyone may take now
+	others       map[string]int // live leases per other worker
+	claimOut     bool           // this worker has a claim waiting
+}
+
+// balance computes the fair share (the Java KCL's target): ceil(open
+// shards / live workers), counting as live every other worker holding an
+// unexpired lease. A worker takes no new lease beyond its share, and one
+// below its share claims a lease from a worker above it.
+func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now time.Time) load {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := load{held: len(s.held), others: map[string]int{}}
+	total := 0
+	if !exists {
+		if _, listed := list[id]; !listed {
+			total++
+		}
+	}
+	for sid := range list {
+		if _, ok := s.snap[sid]; !ok {
+			total++ // no row yet: open and free
+			l.free++
+		}
+	}
+	me := s.cfg.WorkerID
+	for sid, c := range s.snap {
+		r := c.row
+		if r.Checkpoint == ShardEnd {
+			continue
+		}
+		if _, listed := list[sid]; !listed && len(list) > 0 {
+			continue // left the stream
+		}
+		total++
+		if r.Claim == me && r.Owner != me && r.Owner != "" && s.freshClaim(r, now) {
+			l.claimOut = true
+		}
+		if r.Owner == me {
+			continue
+		}
+		if r.Owner == "" {
+			l.free++
+			continue
+		}
+		if o, ok := s.obs[sid]; ok && o.version == r.version() && now.Sub(o.since) >= s.cfg.FailoverTime {
+			l.free++
+			continue // expired: its owner may be gone
+		}
+		l.others[r.Owner]++
+	}
+	workers := len(l.others) + 1
+	l.target = max(1, (total+workers-1)/workers)
+	return l
+}
+
+// claim asks r's owner to hand the lease over (it sees the claim on its
+// next renewal). It changes neither owner nor counter, so it never fences
+// the owner out mid-batch.
+func (s *Store) claim(ctx context.Context, r row, now time.Time) error {
+	e := newExpr()
+	cond := e.strIs(attrOwner, r.Owner) + " AND (attribute_not_exists(" + e.n(attrClaim) + ") OR " + e.n(attrClaim) + " = " + e.s("") +
+		" OR " + e.n(attrClaim) + " = " + e.s(s.cfg.WorkerID) + " OR " + e.strIs(attrClaimedAt, r.ClaimedAt) + ")"
+	u := &update{e: e}
+	u.set(attrClaim, e.s(s.cfg.WorkerID))
+	u.set(attrClaimedAt, e.s(wallString(now)))
+	cctx, cancel := s.callCtx(ctx)
+	out, err := s.db.UpdateItem(cctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.cfg.TableName),
+		Key:                       s.key(r.ShardID),
+		ConditionExpression:       aws.String(cond),
+		UpdateExpression:          aws.String(u.String()),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	cancel()
+	if err != nil {
+		if _, ok := conditionFailed(err); ok {
+			return &NotAcquiredError{ShardID: r.ShardID, Owner: r.Owner, Reason: "claim raced"}
+		}
+		return fmt.Errorf("shard %s: claim lease: %w", r.ShardID, err)
+	}
+	if nr, perr := parseRow(out.Attributes); perr == nil {
+		s.noteRow(nr)
+	}
+	s.log.Info("lease claimed for balance", zap.String("shard_id", r.ShardID), zap.String("owner", r.Owner))
+	return &NotAcquiredError{ShardID: r.ShardID, Owner: r.Owner, Reason: "claimed; waiting for the owner to hand over"}
+}

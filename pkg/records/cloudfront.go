@@ -77,20 +77,12 @@ type cfLayout struct {
 	need int
 }
 
-var defaultCFLayout = mustLayout(CloudFrontStandardFields)
+// defaultCFLayout applies until a "#Fields" header is seen (building it
+// from the standard list cannot fail; TestDefaultCloudFrontLayout checks).
+var defaultCFLayout, _ = buildLayout(CloudFrontStandardFields)
 
-func mustLayout(names []string) cfLayout {
-	l, ok := buildLayout(names)
-	if !ok {
-		// Unreachable for the constant list above; the zero layout would
-		// make every line fail loudly rather than silently.
-		return cfLayout{}
-	}
-	return l
-}
-
-// buildLayout maps names; false when they name nothing the decoder uses
-// or lack a time column.
+// buildLayout maps column names to the columns the decoder uses; false
+// when they lack c-ip or a time (date and time, or timestamp).
 func buildLayout(names []string) (cfLayout, bool) {
 	var l cfLayout
 	for i := range l.byIdx {

@@ -277,7 +277,7 @@ func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) 
 				all[ip] = m
 			}
 			m.Requests += st.Requests
-			m.Bytes += st.Bytes
+			m.Bytes = satAdd(m.Bytes, st.Bytes)
 			m.BotRequests += st.BotRequests
 			m.Robots = m.Robots || st.Robots
 			m.NoRef = m.NoRef || st.NoRef

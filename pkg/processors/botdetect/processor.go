@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -217,7 +218,7 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 		}
 		st.Requests++
 		if r.Bytes > 0 {
-			st.Bytes += r.Bytes
+			st.Bytes = satAdd(st.Bytes, r.Bytes)
 		}
 		if ua.Bot {
 			st.BotRequests++
@@ -241,6 +242,15 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 	p.tr.Seal()
 	p.lastUA = "" // do not keep the batch payload alive
 	return nil
+}
+
+// satAdd adds two non-negative counters, saturating: a forged byte count
+// must not wrap negative (the state encoding rejects negatives).
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func isRobots(path string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -457,4 +458,25 @@ func TestZakerLog(t *testing.T) {
 		}
 	}
 	t.Logf("flagged (IP, window) pairs by reason: %v", reasons)
+}
+
+// TestHugeByteCounts: forged byte counts saturate instead of wrapping,
+// and the state still restores.
+func TestHugeByteCounts(t *testing.T) {
+	f := newFactory(t, DefaultConfig())
+	store := processortest.NewStore()
+	h := &processortest.Harness{Factory: f, Store: store, Shard: processors.Shard{ShardID: "shardId-000000000001"},
+		Clock: processortest.NewClock(time.Date(2026, 11, 22, 9, 41, 30, 0, time.UTC))}
+	p, err := h.Start(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := hit(1, "10.0.0.1", "/", "", browserUA), hit(2, "10.0.0.1", "/", "", browserUA)
+	a.Bytes, b.Bytes = math.MaxInt64, math.MaxInt64
+	if _, err := h.Batch(t.Context(), p, processortest.Sequence("shardId-000000000001", []records.Record{a, b})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Start(t.Context()); err != nil {
+		t.Errorf("restore after saturated counters: %v", err)
+	}
 }

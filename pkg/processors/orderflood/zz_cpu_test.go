@@ -26,7 +26,11 @@ func TestZZCPU(t *testing.T) {
 		f := newFactory(t, cfg)
 		clock := processortest.NewClock(recs[0].Time)
 		store := processortest.NewStore()
-		p, _ := f(context.Background(), processors.Env{Shard: processors.Shard{ShardID: "s"}, Clock: clock, Store: store})
+		var pst processors.Store
+		if mode == ModeCustomer {
+			pst = store
+		}
+		p, _ := f(context.Background(), processors.Env{Shard: processors.Shard{ShardID: "s"}, Clock: clock, Store: pst})
 		out := &processortest.Recorder{}
 		span := recs[len(recs)-1].Time.Sub(recs[0].Time) + time.Hour
 		const batch = 500

@@ -60,3 +60,14 @@ func TestCivilTime(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultCloudFrontLayout(t *testing.T) {
+	l, ok := buildLayout(CloudFrontStandardFields)
+	if !ok {
+		t.Fatal("the standard CloudFront fields do not make a layout")
+	}
+	// cs-protocol-version, the last column used, is the 24th.
+	if l.need != 24 || l.byIdx[2] != cfEdge || l.byIdx[10] != cfUA {
+		t.Errorf("layout need=%d edge=%d ua=%d", l.need, l.byIdx[2], l.byIdx[10])
+	}
+}
