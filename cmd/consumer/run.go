@@ -127,14 +127,15 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		PollInterval: cfg.PollInterval, MaxLeases: cfg.MaxLeases, MaxRecords: cfg.MaxRecords,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Pipeline: processors.Config{
-			Stream:     cfg.Stream,
-			Processors: named,
-			NewDecoder: func() (processors.Decoder, error) { return records.NewDecoder(format) },
-			Skip:       func(err error) bool { return errors.Is(err, records.ErrHeader) },
-			Sinks:      sinks.pipeline,
-			Store:      sinks.store,
-			Clock:      wallClock{},
-			Logger:     log,
+			Stream:        cfg.Stream,
+			Processors:    named,
+			FlushInterval: cfg.FlushInterval,
+			NewDecoder:    func() (processors.Decoder, error) { return records.NewDecoder(format) },
+			Skip:          func(err error) bool { return errors.Is(err, records.ErrHeader) },
+			Sinks:         sinks.pipeline,
+			Store:         sinks.store,
+			Clock:         wallClock{},
+			Logger:        log,
 		},
 	}
 	if cfg.InitialPosition == "AT_TIMESTAMP" {

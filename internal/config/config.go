@@ -36,6 +36,7 @@ type Consumer struct {
 	LogLevel         string        `yaml:"log_level"`
 	AuditLog         string        `yaml:"audit_log"`
 	Retention        time.Duration `yaml:"retention"`
+	FlushInterval    time.Duration `yaml:"flush_interval"`
 
 	Tables     Tables     `yaml:"tables"`
 	DeadLetter DeadLetter `yaml:"deadletter"`
@@ -120,6 +121,7 @@ func (c *Consumer) scalars() []scalar {
 		{"log_level", &c.LogLevel, "debug, info, warn or error"},
 		{"audit_log", &c.AuditLog, "file that records the position of every processed record (debugging)"},
 		{"retention", &c.Retention, "how long result items live (DynamoDB TTL)"},
+		{"flush_interval", &c.FlushInterval, "least time between result flushes and checkpoints (0 = after every batch)"},
 		{"tables.leases", &c.Tables.Leases, "lease table (default: app)"},
 		{"tables.results", &c.Tables.Results, "results table (default: app-results)"},
 		{"tables.counters", &c.Tables.Counters, "event counters table (default: app-counters)"},
@@ -306,6 +308,8 @@ func (c *Consumer) Validate() error {
 		return bad("shutdown_timeout", "must be between 1s and 115s (ECS stopTimeout is at most 120s)")
 	case c.Retention < time.Hour:
 		return bad("retention", "must be >= 1h")
+	case c.FlushInterval < 0 || c.FlushInterval > c.FailoverTime/2:
+		return bad("flush_interval", "must be between 0 and half of failover_time")
 	}
 	switch c.LogFormat {
 	case "json", "console":

@@ -291,13 +291,22 @@ func alarmOf(p map[string]any) alarmShape {
 		Actions:   len(asList(p["AlarmActions"])) > 0,
 		Condition: fmt.Sprintf("%s %v", p["ComparisonOperator"], p["Threshold"]),
 	}
+	dims := func(l any) string {
+		var d []string
+		for _, x := range asList(l) {
+			d = append(d, fmt.Sprintf("%v=%v", get(x, "Name"), get(x, "Value")))
+		}
+		slices.Sort(d)
+		return "{" + strings.Join(d, ",") + "}"
+	}
 	var ms []string
 	if p["MetricName"] != nil {
-		ms = append(ms, fmt.Sprintf("%v/%v[%v]", p["Namespace"], p["MetricName"], p["Statistic"]))
+		ms = append(ms, fmt.Sprintf("%v/%v%s[%v]", p["Namespace"], p["MetricName"], dims(p["Dimensions"]), p["Statistic"]))
 	}
 	for _, m := range asList(p["Metrics"]) {
 		if ms0 := get(m, "MetricStat"); ms0 != nil {
-			ms = append(ms, fmt.Sprintf("%v/%v[%v]", get(ms0, "Metric", "Namespace"), get(ms0, "Metric", "MetricName"), get(ms0, "Stat")))
+			ms = append(ms, fmt.Sprintf("%v/%v%s[%v]", get(ms0, "Metric", "Namespace"), get(ms0, "Metric", "MetricName"),
+				dims(get(ms0, "Metric", "Dimensions")), get(ms0, "Stat")))
 			a.Period = scalarString(get(ms0, "Period"))
 		}
 	}
@@ -312,11 +321,11 @@ func TestAlarms(t *testing.T) {
 		got[id] = alarmOf(props(t, e, id))
 	}
 	want := map[string]alarmShape{
-		"IteratorAgeAlarm":      {Metrics: "AWS/Kinesis/GetRecords.IteratorAgeMilliseconds[Maximum]", Period: "60", Actions: true, Condition: "GreaterThanThreshold 300000"},
-		"ProcessingErrorsAlarm": {Metrics: "Shardwatch/ProcessingErrors[Sum]", Period: "60", Actions: true, Condition: "GreaterThanOrEqualToThreshold 1"},
-		"DeadLetterRateAlarm":   {Metrics: "Shardwatch/DeadLettered[Sum],Shardwatch/RecordsProcessed[Sum]", Period: "300", Actions: true, Condition: "GreaterThanThreshold 1"},
-		"IdleWorkerAlarm":       {Metrics: "Shardwatch/LeasesHeld[Minimum]", Period: "60", Actions: true, Condition: "LessThanThreshold 1"},
-		"OrderFloodAlarm":       {Metrics: "Shardwatch/OrderFloodAlarm[Maximum]", Period: "10", Actions: true, Condition: "GreaterThanOrEqualToThreshold 1"},
+		"IteratorAgeAlarm":      {Metrics: "AWS/Kinesis/GetRecords.IteratorAgeMilliseconds{StreamName=shardwatch-events}[Maximum]", Period: "60", Actions: true, Condition: "GreaterThanThreshold 300000"},
+		"ProcessingErrorsAlarm": {Metrics: "Shardwatch/ProcessingErrors{Stream=shardwatch-events}[Sum]", Period: "60", Actions: true, Condition: "GreaterThanOrEqualToThreshold 1"},
+		"DeadLetterRateAlarm":   {Metrics: "Shardwatch/DeadLettered{Stream=shardwatch-events}[Sum],Shardwatch/RecordsProcessed{Stream=shardwatch-events}[Sum]", Period: "300", Actions: true, Condition: "GreaterThanThreshold 1"},
+		"IdleWorkerAlarm":       {Metrics: "Shardwatch/LeasesHeld{Stream=shardwatch-events}[Minimum]", Period: "60", Actions: true, Condition: "LessThanThreshold 1"},
+		"OrderFloodAlarm":       {Metrics: "Shardwatch/OrderFloodAlarm{Alarm=order-flood,Stream=shardwatch-events}[Maximum]", Period: "10", Actions: true, Condition: "GreaterThanOrEqualToThreshold 1"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("alarms (-want +got):\n%s", diff)
@@ -325,7 +334,7 @@ func TestAlarms(t *testing.T) {
 	for id, a := range got {
 		for m := range strings.SplitSeq(a.Metrics, ",") {
 			ns, rest, _ := strings.Cut(m, "/")
-			name, _, _ := strings.Cut(rest, "[")
+			name, _, _ := strings.Cut(rest, "{")
 			if ns == "Shardwatch" && !documented[name] {
 				t.Errorf("alarm %s uses %s, which deploy/ecs/METRICS.md does not define", id, name)
 			}

@@ -129,18 +129,20 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.giveUp("batch failed")
 		return
 	}
-	if len(p.raws) == 0 && p.pending == "" {
-		return
-	}
-	seq := p.pending
 	if len(p.raws) > 0 {
-		seq = p.raws[len(p.raws)-1].Meta.SequenceNumber
 		if err := p.w.audit(p.ctx, p.raws, p.w.cfg.WorkerID); err != nil {
 			p.log.Error("audit log", zap.Error(err))
 			p.giveUp("audit log failed")
 			return
 		}
+		p.pending = p.raws[len(p.raws)-1].Meta.SequenceNumber
 	}
+	// Checkpoint only when every processed record's results are durable
+	// (with a flush interval, not after every batch).
+	if p.pending == "" || !p.pipe.Durable() {
+		return
+	}
+	seq := p.pending
 	p.checkpoint(in.Checkpointer, &seq)
 }
 

@@ -71,6 +71,11 @@ type Config struct {
 	Hooks  Hooks
 	// MaxOutputs bounds what one batch may emit (default 1,000,000).
 	MaxOutputs int
+	// FlushInterval is the least time between processor flushes (and so
+	// between checkpoints). Zero flushes after every batch. A longer
+	// interval writes each partial result less often at the price of more
+	// records to replay after a crash and a later alarm.
+	FlushInterval time.Duration
 	// RetryBackoff bounds the wait between sink write attempts (default
 	// 100 ms doubling to 5 s).
 	RetryMin, RetryMax time.Duration
@@ -138,6 +143,10 @@ type ShardPipeline struct {
 	dls     []DeadLetter
 	closed  bool
 	lastSeq string
+	// dirty: records were processed since the last flush, so their
+	// results are not durable yet.
+	dirty     bool
+	lastFlush time.Time
 }
 
 // Open starts a pipeline for a newly leased shard: it builds one processor
@@ -228,13 +237,27 @@ func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
 			}
 		}
 	}
-	if err := p.flushAll(ctx); err != nil {
-		return err
-	}
 	if len(batch) > 0 {
 		p.lastSeq = batch[len(batch)-1].Meta.SequenceNumber
+		p.dirty = true
+	}
+	if p.flushDue() {
+		if err := p.flushAll(ctx); err != nil {
+			return err
+		}
+		p.dirty = false
+		p.lastFlush = p.cfg.Clock.Now()
 	}
 	return p.write(ctx)
+}
+
+// Durable reports whether the results of every record processed so far
+// are durably written: only then may the last sequence be checkpointed.
+// With a FlushInterval it is false between flushes.
+func (p *ShardPipeline) Durable() bool { return !p.dirty }
+
+func (p *ShardPipeline) flushDue() bool {
+	return p.cfg.FlushInterval <= 0 || p.cfg.Clock.Now().Sub(p.lastFlush) >= p.cfg.FlushInterval
 }
 
 // Tick lets processors close windows while the shard is idle and writes
@@ -245,9 +268,14 @@ func (p *ShardPipeline) Tick(ctx context.Context) error {
 	}
 	p.dls = p.dls[:0]
 	p.out.reset()
+	if !p.flushDue() {
+		return nil
+	}
 	if err := p.flushAll(ctx); err != nil {
 		return err
 	}
+	p.dirty = false
+	p.lastFlush = p.cfg.Clock.Now()
 	return p.write(ctx)
 }
 

@@ -125,13 +125,6 @@ func (t *strTable) load(strs []string) {
 	}
 }
 
-func (t *strTable) get(i uint16) string {
-	if int(i) < len(t.strs) {
-		return t.strs[i]
-	}
-	return ""
-}
-
 // pathSketch estimates the number of distinct paths by linear counting
 // over 256 bits: about +-10% at 50 paths, mergeable by OR, a fixed 32
 // bytes per IP.

@@ -311,9 +311,8 @@ func isASCII(s string) bool {
 // pass: a hash of each position's next 3 bytes selects the few literals
 // starting with them, which are then compared.
 type trigramIndex struct {
-	off  []int32 // bucket b holds ids[off[b]:off[b+1]]
-	ids  []int32
-	mask uint32
+	off []int32 // bucket b holds ids[off[b]:off[b+1]]
+	ids []int32
 }
 
 const trigramBits = 12

@@ -124,7 +124,8 @@ type processor struct {
 	// evaluated once more when the other shards' concurrent writes are
 	// durable (see the package doc).
 	changed, recheck map[string][]int64
-	orders           map[int64]int64 // per-second counts for MetricOrders
+	orders           map[int64]int64   // per-second counts for MetricOrders
+	reported         map[int64]float64 // MetricAlarm value last emitted per second
 	raised           map[string]time.Time
 	awaiting         []pendingAlarm // published; confirm on the next flush
 	resume           []pendingAlarm // left unconfirmed by a previous owner
@@ -139,15 +140,16 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 		log = zap.NewNop()
 	}
 	p := &processor{
-		f:       f,
-		env:     env,
-		log:     log,
-		tr:      window.NewTracker(f.cfg.windowConfig(), newSecState),
-		recent:  map[int64]*secState{},
-		changed: map[string][]int64{},
-		recheck: map[string][]int64{},
-		orders:  map[int64]int64{},
-		raised:  map[string]time.Time{},
+		f:        f,
+		env:      env,
+		log:      log,
+		tr:       window.NewTracker(f.cfg.windowConfig(), newSecState),
+		recent:   map[int64]*secState{},
+		changed:  map[string][]int64{},
+		recheck:  map[string][]int64{},
+		orders:   map[int64]int64{},
+		reported: map[int64]float64{},
+		raised:   map[string]time.Time{},
 	}
 	if f.topic == "" {
 		log.Warn("no alarm topic configured: order floods are recorded in the alarm history but not published")
@@ -413,19 +415,6 @@ func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window
 	}
 }
 
-// ownState returns this shard's in-memory state of second sec, if any.
-func (p *processor) ownState(sec int64) *secState {
-	if s, ok := p.recent[sec]; ok {
-		return s
-	}
-	for _, w := range p.tr.Open() {
-		if w.Start.Unix() == sec {
-			return w.State
-		}
-	}
-	return nil
-}
-
 // evaluateAndRaise evaluates the changed and re-checked seconds against
 // every shard's counts and raises the breaches.
 func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter, now time.Time, publish bool) error {
@@ -657,6 +646,12 @@ func (p *processor) evaluate(out processors.Emitter, work map[string][]int64, da
 		if breached[e] {
 			v = 1
 		}
+		// A re-evaluation repeats a second's value unless it rose to 1:
+		// report each second once, and again only when it breaches.
+		if last, seen := p.reported[e]; seen && v <= last {
+			continue
+		}
+		p.reported[e] = v
 		out.Metric(processors.Datum{Name: MetricAlarm, Unit: "Count", Dims: p.f.dims, Time: time.Unix(e, 0).UTC(), Value: v, Count: 1})
 	}
 	ids := slices.Sorted(maps.Keys(found))
@@ -837,6 +832,11 @@ func (p *processor) prune() {
 	for sec := range p.recent {
 		if sec < keep {
 			delete(p.recent, sec)
+		}
+	}
+	for sec := range p.reported {
+		if sec < keep {
+			delete(p.reported, sec)
 		}
 	}
 	horizon := time.Unix(keep, 0).Add(-p.f.cfg.Suppression)

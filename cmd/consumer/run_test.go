@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shardwatch/shardwatch/internal/config"
+	"github.com/shardwatch/shardwatch/pkg/processors"
+)
+
+func noEnv(string) string { return "" }
+
+// The shipped example configuration builds every processor it lists.
+func TestExampleConfigBuildsProcessors(t *testing.T) {
+	cfg, err := config.Load([]string{"--config", filepath.Join("..", "..", "deploy", "consumer.example.yaml")}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := buildProcessors(cfg, processors.AppInfo{App: cfg.App, Stream: cfg.Stream, Tables: processors.TablesFor(cfg.App)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(named) != len(cfg.ProcessorList()) {
+		t.Errorf("built %d processors; config lists %d", len(named), len(cfg.ProcessorList()))
+	}
+}
+
+// A bad processor setting stops start-up before any AWS call, naming the field.
+func TestBadProcessorSettingNamesField(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	writeFile(t, p, "stream: s\napp: a\nprocessors:\n  topn:\n    n: 0\n")
+	err := run(context.Background(), []string{"run", "--config", p}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "processors.topn.n") {
+		t.Fatalf("err = %v; want one naming processors.topn.n", err)
+	}
+	writeFile(t, p, "stream: s\napp: a\nprocessors:\n  topn:\n    top: 5\n")
+	err = run(context.Background(), []string{"run", "--config", p}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "processors.topn.top") {
+		t.Fatalf("err = %v; want one naming processors.topn.top", err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if err := run(context.Background(), []string{"frobnicate"}, noEnv, io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
+
+func writeFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
