@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
 
 	"github.com/shardwatch/shardwatch/internal/awsenv"
 	"github.com/shardwatch/shardwatch/internal/config"
@@ -192,12 +193,43 @@ func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.
 		return nil, err
 	}
 	var out []processors.Named
+	seen := map[string]bool{}
 	for _, p := range cfg.ProcessorList() {
-		f, err := reg.Build(p.Name, p.Settings, app)
+		plugin, settings, err := pluginOf(p)
+		if err != nil {
+			return nil, err
+		}
+		if seen[p.Name] {
+			return nil, &config.FieldError{Field: "processors." + p.Name, Reason: "listed twice"}
+		}
+		seen[p.Name] = true
+		f, err := reg.Build(plugin, settings, app)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		out = append(out, processors.Named{Name: p.Name, Factory: f})
 	}
 	return out, nil
+}
+
+// pluginOf resolves a processors entry: the key names the plugin, unless
+// the settings carry `type: PLUGIN`, which lets one plugin run twice under
+// two names (say, a global and a checkout-path order-flood alarm).
+func pluginOf(p config.ProcessorSettings) (string, *yaml.Node, error) {
+	n := p.Settings
+	if n == nil || n.Kind != yaml.MappingNode {
+		return p.Name, n, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "type" {
+			continue
+		}
+		if n.Content[i+1].Kind != yaml.ScalarNode || n.Content[i+1].Value == "" {
+			return "", nil, &config.FieldError{Field: "processors." + p.Name + ".type", Reason: "must name a processor plugin"}
+		}
+		rest := *n
+		rest.Content = append(append([]*yaml.Node{}, n.Content[:i]...), n.Content[i+2:]...)
+		return n.Content[i+1].Value, &rest, nil
+	}
+	return p.Name, n, nil
 }

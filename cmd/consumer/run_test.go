@@ -57,3 +57,38 @@ func writeFile(t *testing.T, p, body string) {
 		t.Fatal(err)
 	}
 }
+
+// One plugin can run twice under two names with `type:`.
+func TestProcessorAliases(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	writeFile(t, p, `stream: s
+app: a
+processors:
+  orderflood: {}
+  checkout-flood:
+    type: orderflood
+    name: checkout-flood
+    source: hits
+    path: ^/checkout
+`)
+	cfg, err := config.Load([]string{"--config", p}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := buildProcessors(cfg, processors.AppInfo{App: "a", Stream: "s", Tables: processors.TablesFor("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(named) != 2 || named[1].Name != "checkout-flood" {
+		t.Fatalf("built %+v; want orderflood and checkout-flood", named)
+	}
+	writeFile(t, p, "stream: s\napp: a\nprocessors:\n  x:\n    type: nosuch\n")
+	cfg, err = config.Load([]string{"--config", p}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildProcessors(cfg, processors.AppInfo{App: "a"}); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("err = %v; want unknown processor nosuch", err)
+	}
+}
