@@ -14,6 +14,14 @@ type Config struct {
 	// Minutes and Hours select the bucket resolutions written.
 	Minutes bool `yaml:"minutes"`
 	Hours   bool `yaml:"hours"`
+	// Seconds also writes second buckets ("2026-11-22T09:41:07"), for live
+	// views such as the dashboard's last minute. Off by default: every
+	// second closes a bucket, which costs a partial write, a Query and the
+	// counter items per shard and second.
+	Seconds bool `yaml:"seconds"`
+	// SecondsRetention is the TTL of second buckets (after their end):
+	// they serve live views only.
+	SecondsRetention time.Duration `yaml:"seconds_retention"`
 	// MaxEvents caps the distinct clickstream event names per bucket and
 	// shard; further names are counted as "_other".
 	MaxEvents int `yaml:"max_events"`
@@ -29,8 +37,9 @@ func DefaultConfig() Config {
 	return Config{
 		Grace: 5 * time.Second, Idle: 30 * time.Second,
 		Minutes: true, Hours: true,
-		MaxEvents:      100,
-		UpdateInterval: 10 * time.Second,
+		SecondsRetention: time.Hour,
+		MaxEvents:        100,
+		UpdateInterval:   10 * time.Second,
 	}
 }
 
@@ -41,8 +50,10 @@ func (c Config) Validate(path string) error {
 		return processors.FieldError(path+".grace", "must be between 0 and 1h")
 	case c.Idle < 0:
 		return processors.FieldError(path+".idle", "must be >= 0")
-	case !c.Minutes && !c.Hours:
-		return processors.FieldError(path+".minutes", "minutes and hours are both off: nothing to count")
+	case !c.Minutes && !c.Hours && !c.Seconds:
+		return processors.FieldError(path+".minutes", "seconds, minutes and hours are all off: nothing to count")
+	case c.SecondsRetention < time.Minute:
+		return processors.FieldError(path+".seconds_retention", "must be >= 1m")
 	case c.MaxEvents < 1 || c.MaxEvents > 1000:
 		return processors.FieldError(path+".max_events", "must be between 1 and 1000")
 	case c.UpdateInterval < time.Second:

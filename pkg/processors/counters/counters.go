@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config, app processors.AppInfo, env processors
 	for _, r := range []struct {
 		on  bool
 		res Resolution
-	}{{cfg.Minutes, Minute}, {cfg.Hours, Hour}} {
+	}{{cfg.Seconds, Second}, {cfg.Minutes, Minute}, {cfg.Hours, Hour}} {
 		if !r.on {
 			continue
 		}
@@ -275,7 +275,7 @@ func (p *Processor) flush(ctx context.Context, out processors.Emitter, res *reso
 
 	for _, w := range closed {
 		part := p.partial(w, true)
-		out.Put(PartialItem(p.app.Tables.Results, res.Resolution, &part, p.expires(w.End)))
+		out.Put(PartialItem(p.app.Tables.Results, res.Resolution, &part, p.expires(res, w.End)))
 		pd := &pending{own: part}
 		p.merge(ctx, out, res, pd)
 		res.pending = append(res.pending, pd)
@@ -284,7 +284,7 @@ func (p *Processor) flush(ctx context.Context, out processors.Emitter, res *reso
 	for _, w := range res.windows.Open() {
 		if w.Dirty() {
 			part := p.partial(w, false)
-			out.Put(PartialItem(p.app.Tables.Results, res.Resolution, &part, p.expires(w.End)))
+			out.Put(PartialItem(p.app.Tables.Results, res.Resolution, &part, p.expires(res, w.End)))
 			emitted = true
 		}
 		if publish && w.State.unpublished {
@@ -297,7 +297,7 @@ func (p *Processor) flush(ctx context.Context, out processors.Emitter, res *reso
 	res.windows.MarkClean()
 	if emitted {
 		out.Put(window.CursorItem(p.app.Tables.Results, res.keys, p.env.Shard.ShardID, res.windows.Cursor(),
-			p.expires(res.windows.Watermark())))
+			p.expires(res, res.windows.Watermark())))
 	}
 	p.late += res.windows.TakeCounts().Late
 }
@@ -333,7 +333,7 @@ func (p *Processor) merge(ctx context.Context, out processors.Emitter, res *reso
 		}
 		return false
 	}
-	for _, it := range CounterItems(p.app.Tables.Counters, res.Resolution, &t, p.expires(t.End)) {
+	for _, it := range CounterItems(p.app.Tables.Counters, res.Resolution, &t, p.expires(res, t.End)) {
 		out.Put(it)
 	}
 	pd.last = &t
@@ -356,7 +356,10 @@ func (p *Processor) partial(w *window.Window[*counts], final bool) Partial {
 	return Partial{Shard: p.env.Shard.ShardID, Start: w.Start, End: w.End, Pos: w.Covered, Final: final, Counts: w.State.snapshot()}
 }
 
-func (p *Processor) expires(t time.Time) time.Time {
+func (p *Processor) expires(res *resolution, t time.Time) time.Time {
+	if res.Size == Second.Size {
+		return t.Add(p.cfg.SecondsRetention)
+	}
 	if p.cfg.Retention > 0 {
 		return t.Add(p.cfg.Retention)
 	}

@@ -38,7 +38,9 @@ func TestConfig(t *testing.T) {
 	tests := []struct{ in, wantErr string }{
 		{"", ""},
 		{"grace: 2s\nidle: 10s\nminutes: false\nmax_events: 5\nupdate_interval: 1m\nretention: 720h\n", ""},
-		{"minutes: false\nhours: false\n", "processors.counters.minutes: minutes and hours are both off: nothing to count"},
+		{"minutes: false\nhours: false\n", "processors.counters.minutes: seconds, minutes and hours are all off: nothing to count"},
+		{"minutes: false\nhours: false\nseconds: true\nseconds_retention: 10m\n", ""},
+		{"seconds: true\nseconds_retention: 10s\n", "processors.counters.seconds_retention: must be >= 1m"},
 		{"max_events: 0\n", "processors.counters.max_events: must be between 1 and 1000"},
 		{"update_interval: 10ms\n", "processors.counters.update_interval: must be >= 1s"},
 		{"window: 1m\n", "processors.counters.window: unknown field (line 1)"},
@@ -91,27 +93,41 @@ func traffic(t testing.TB) []records.Record {
 func TestConformance(t *testing.T) {
 	recs := traffic(t)
 	t0 := recs[0].Time
-	processortest.Run(t, processortest.Suite{
-		Factory: build(t, "max_events: 50\n"),
-		Records: recs,
-		// The finality check uses the minute windows; hour windows close
-		// later, never earlier.
-		Window: window.Config{Size: time.Minute, Grace: 5 * time.Second, Idle: 30 * time.Second},
-		Flood: func(i int) records.Record {
-			return records.Record{Kind: records.KindHit, Time: t0, Event: fmt.Sprintf("ev%d", i)}
-		},
-		FloodSize:    20_000,
-		MaxStateKeys: 2 * (50 + 6),
-	})
+	for _, tt := range []struct {
+		name, conf string
+		maxState   int
+	}{
+		{"minutes+hours", "max_events: 50\n", 2 * (50 + 6)},
+		// Second buckets: the flood's second plus up to grace (5s) of
+		// earlier seconds still open, each with at most a few names.
+		{"seconds", "max_events: 50\nseconds: true\n", 3*(50+6) + 6*(50+6)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			processortest.Run(t, processortest.Suite{
+				Factory: build(t, tt.conf),
+				Records: recs,
+				// The finality check reads each item's own window end with
+				// this grace and idle; Size only paces the idle flushes
+				// (the hour windows close later, never earlier).
+				Window: window.Config{Size: time.Minute, Grace: 5 * time.Second, Idle: 30 * time.Second},
+				Flood: func(i int) records.Record {
+					return records.Record{Kind: records.KindHit, Time: t0, Event: fmt.Sprintf("ev%d", i)}
+				},
+				FloodSize:    20_000,
+				MaxStateKeys: tt.maxState,
+			})
+		})
+	}
 }
 
 type key struct{ event, bucket string }
 
-func brute(recs []records.Record) map[key]int64 {
+func brute(recs []records.Record, res ...counters.Resolution) map[key]int64 {
 	out := map[key]int64{}
 	add := func(ev string, t time.Time) {
-		out[key{ev, counters.Minute.Bucket(t)}]++
-		out[key{ev, counters.Hour.Bucket(t)}]++
+		for _, r := range res {
+			out[key{ev, r.Bucket(t)}]++
+		}
 	}
 	for _, r := range recs {
 		t := r.EventTime()
@@ -141,6 +157,18 @@ func brute(recs []records.Record) map[key]int64 {
 // kills one shard's first owner mid-way (its last batch is replayed by the
 // next owner) and checks every final counter against brute force.
 func TestExactAcrossShardsAndFailover(t *testing.T) {
+	for _, tt := range []struct {
+		name, conf string
+		res        []counters.Resolution
+	}{
+		{"minutes+hours", "", []counters.Resolution{counters.Minute, counters.Hour}},
+		{"seconds", "seconds: true\n", []counters.Resolution{counters.Second, counters.Minute, counters.Hour}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testExact(t, tt.conf, tt.res) })
+	}
+}
+
+func testExact(t *testing.T, conf string, res []counters.Resolution) {
 	all := traffic(t)
 	// Keep records in time order per shard, so nothing is late.
 	const shards = 3
@@ -148,7 +176,7 @@ func TestExactAcrossShardsAndFailover(t *testing.T) {
 	for i, r := range all {
 		split[i%shards] = append(split[i%shards], r)
 	}
-	factory := build(t, "")
+	factory := build(t, conf)
 	store := processortest.NewStore()
 	clock := processortest.NewClock(all[0].Time)
 	ctx := t.Context()
@@ -212,7 +240,7 @@ func TestExactAcrossShardsAndFailover(t *testing.T) {
 		}
 		got[key{ev, bucket}] = n
 	}
-	want := brute(all)
+	want := brute(all, res...)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
@@ -277,6 +305,29 @@ func TestRanges(t *testing.T) {
 	}
 	if !counters.IsResolution("2026-11-22T09", counters.Hour) || counters.IsResolution("2026-11-22T09:41", counters.Hour) {
 		t.Error("IsResolution")
+	}
+	from, to := counters.SecondRange(now, 60)
+	if from != "2026-11-22T09:40:31" || to != "2026-11-22T09:41:30" {
+		t.Errorf("second range = [%s, %s]", from, to)
+	}
+	for _, tt := range []struct {
+		bucket string
+		res    string
+		start  time.Time
+	}{
+		{"2026-11-22T09:41:07", "second", time.Date(2026, 11, 22, 9, 41, 7, 0, time.UTC)},
+		{"2026-11-22T09:41", "minute", time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC)},
+		{"2026-11-22T09", "hour", time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)},
+	} {
+		r, start, err := counters.ParseBucket(tt.bucket)
+		if err != nil || r.Name != tt.res || !start.Equal(tt.start) {
+			t.Errorf("ParseBucket(%q) = %s %s %v, want %s %s", tt.bucket, r.Name, start, err, tt.res, tt.start)
+		}
+	}
+	for _, bad := range []string{"", "2026-11-22", "2026-11-22T9:41:07", "2026-11-22T09:61"} {
+		if _, _, err := counters.ParseBucket(bad); err == nil {
+			t.Errorf("ParseBucket(%q) accepted", bad)
+		}
 	}
 }
 

@@ -1,0 +1,325 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
+	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
+	"github.com/shardwatch/shardwatch/pkg/processors/processortest"
+	"github.com/shardwatch/shardwatch/pkg/records"
+	"github.com/shardwatch/shardwatch/pkg/sinks/dynamo"
+	"github.com/shardwatch/shardwatch/pkg/sinks/emf"
+	snssink "github.com/shardwatch/shardwatch/pkg/sinks/sns"
+)
+
+const benchShard = "shardId-000000000001"
+
+var benchApp = processors.AppInfo{
+	App: "bench", Stream: "bench", Namespace: "Shardwatch",
+	AlarmTopicARN: "arn:aws:sns:us-east-1:000000000000:bench-alarms",
+	Tables:        processors.TablesFor("bench"),
+}
+
+// memDynamoDB is the DynamoDB behind the chain's item and dead-letter
+// writers: BatchWriteItem applies the puts to an in-memory store, which
+// the processors then Query (restores and global merges), as they would
+// DynamoDB.
+type memDynamoDB struct {
+	store *processortest.Store
+	items atomic.Int64
+}
+
+func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	for table, reqs := range in.RequestItems {
+		its := make([]processors.Item, 0, len(reqs))
+		for _, r := range reqs {
+			if r.PutRequest != nil {
+				its = append(its, processors.Item{Table: table, Attrs: r.PutRequest.Item})
+			}
+		}
+		if err := m.store.Apply(its); err != nil {
+			return nil, err
+		}
+		m.items.Add(int64(len(its)))
+	}
+	return &dynamodb.BatchWriteItemOutput{}, nil
+}
+
+// memSNS accepts every message.
+type memSNS struct{ published atomic.Int64 }
+
+func (m *memSNS) Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	m.published.Add(1)
+	return &sns.PublishOutput{}, nil
+}
+
+func (m *memSNS) PublishBatch(_ context.Context, in *sns.PublishBatchInput, _ ...func(*sns.Options)) (*sns.PublishBatchOutput, error) {
+	m.published.Add(int64(len(in.PublishBatchRequestEntries)))
+	out := &sns.PublishBatchOutput{}
+	for _, e := range in.PublishBatchRequestEntries {
+		out.Successful = append(out.Successful, snstypes.PublishBatchResultEntry{Id: e.Id})
+	}
+	return out, nil
+}
+
+// chain is one shard's whole hot path as the consumer wires it: a
+// records decoder, every built-in processor with default settings, and
+// the real sinks (DynamoDB item batching, EMF metrics, SNS batching, dead
+// letters) over in-memory backends.
+type chain struct {
+	cfg   processors.Config
+	clock *processortest.Clock
+	det   *botdetect.Detector
+	ddb   *memDynamoDB
+	sns   *memSNS
+	pipe  *processors.ShardPipeline
+}
+
+// uaCache selects the User-Agent cache a chain pass starts with.
+type uaCache int
+
+const (
+	uaWarm    uaCache = iota // shared cache already holds the log's User-Agents
+	uaCold                   // a new, empty cache per pass over the log
+	uaNoCache                // a one-entry cache: nearly every lookup misses
+)
+
+func newChain(tb testing.TB, format records.Format) *chain {
+	tb.Helper()
+	c := &chain{clock: processortest.NewClock(time.Time{}), sns: &memSNS{}}
+	c.ddb = &memDynamoDB{store: processortest.NewStore()}
+	items, err := dynamo.NewItemWriter(c.ddb, dynamo.WriterOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dls, err := dynamo.NewDeadLetterWriter(c.ddb, dynamo.DeadLetterOptions{Table: benchApp.Tables.DeadLetter, Clock: c.clock})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	metrics, err := emf.New(io.Discard, emf.Options{Namespace: benchApp.Namespace})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub, err := snssink.New(c.sns, snssink.Options{TopicARN: benchApp.AlarmTopicARN})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.cfg = processors.Config{
+		Stream:     benchApp.Stream,
+		NewDecoder: func() (processors.Decoder, error) { return records.NewDecoder(format) },
+		Skip:       func(err error) bool { return errors.Is(err, records.ErrHeader) },
+		Sinks:      processors.Sinks{Items: items, Messages: pub, Metrics: metrics, DeadLetters: dls},
+		Store:      c.ddb.store,
+		Clock:      c.clock,
+	}
+	c.setDetector(tb, uaWarm)
+	return c
+}
+
+// setDetector (re)builds the processors list around a User-Agent
+// detector: botdetect gets det, the others come from their plugins with
+// default settings, in the built-in order.
+func (c *chain) setDetector(tb testing.TB, mode uaCache) {
+	tb.Helper()
+	size := botdetect.DefaultCacheSize
+	if mode == uaNoCache {
+		size = 1
+	}
+	det, err := botdetect.NewDetector(botdetect.UAConfig{CacheSize: size})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.det = det
+	reg, err := processors.NewRegistry(builtin.Plugins()...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.cfg.Processors = c.cfg.Processors[:0]
+	for _, name := range reg.Names() {
+		var f processors.Factory
+		if name == botdetect.Name {
+			f, err = botdetect.NewFactory(botdetect.DefaultConfig(), benchApp, det)
+		} else {
+			f, err = reg.Build(name, nil, benchApp)
+		}
+		if err != nil {
+			tb.Fatalf("build %s: %v", name, err)
+		}
+		c.cfg.Processors = append(c.cfg.Processors, processors.Named{Name: name, Factory: f})
+	}
+}
+
+// open starts a new lease on a fresh store (the data's event time starts
+// over with every pass, so nothing may carry over).
+func (c *chain) open(tb testing.TB) {
+	tb.Helper()
+	c.ddb.store = processortest.NewStore()
+	c.cfg.Store = c.ddb.store
+	p, err := processors.Open(context.Background(), c.cfg, processors.Shard{Stream: benchApp.Stream, ShardID: benchShard, WorkerID: "bench"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.pipe = p
+}
+
+func (c *chain) close(tb testing.TB) {
+	tb.Helper()
+	if c.pipe != nil {
+		if err := c.pipe.Close(context.Background(), processors.LeaseLost); err != nil {
+			tb.Fatal(err)
+		}
+		c.pipe = nil
+	}
+}
+
+// rawShard turns payload lines into a shard's records: sequence numbers
+// in order and the event time each line decodes to (the fake clock
+// follows it, as the wall clock follows a live stream).
+func rawShard(tb testing.TB, format records.Format, payloads [][]byte) ([]processors.Raw, []time.Time) {
+	tb.Helper()
+	dec, err := records.NewDecoder(format)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raws := make([]processors.Raw, len(payloads))
+	times := make([]time.Time, len(payloads))
+	var last time.Time
+	var r records.Record
+	for i, p := range payloads {
+		raws[i] = processors.Raw{Data: p, Meta: records.Meta{
+			ShardID: benchShard, SequenceNumber: processortest.SeqNum(i), PartitionKey: strconv.Itoa(i % 64),
+		}}
+		if err := dec.Decode(p, &r); err == nil && r.Time.After(last) {
+			last = r.Time
+		}
+		times[i] = last
+		raws[i].Meta.ArrivalTime = last
+	}
+	if last.IsZero() {
+		tb.Fatal("no record with an event time")
+	}
+	for i := range times { // header lines before the first timed record
+		if times[i].IsZero() {
+			times[i], raws[i].Meta.ArrivalTime = last, last
+		}
+	}
+	return raws, times
+}
+
+// runChain drives the chain over payloads pass after pass. Each pass is a
+// new lease (fresh processors and store); with uaCold or uaNoCache it also
+// gets a new User-Agent cache. It reports the cache hit ratio seen by the
+// timed batches as ua-hit-%.
+func runChain(b *testing.B, format records.Format, payloads [][]byte, mode uaCache) {
+	c := newChain(b, format)
+	raws, times := rawShard(b, format, payloads)
+	ctx := context.Background()
+	process := func(lo, hi int) {
+		c.clock.Set(times[hi-1])
+		if err := c.pipe.Process(ctx, raws[lo:hi]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if mode == uaWarm { // one untimed pass fills the shared cache
+		c.open(b)
+		for lo := 0; lo < len(raws); lo += batchSize {
+			process(lo, min(lo+batchSize, len(raws)))
+		}
+		c.close(b)
+	}
+	var hits, misses uint64
+	var h0 botdetect.CacheStats
+	runBatches(b, workload{
+		n: len(raws),
+		start: func() {
+			if mode != uaWarm {
+				c.setDetector(b, mode)
+			}
+			c.open(b)
+			h0 = c.det.Stats()
+		},
+		batch: process,
+		end: func() {
+			s := c.det.Stats()
+			hits += s.Hits - h0.Hits
+			misses += s.Misses - h0.Misses
+			c.close(b)
+		},
+	})
+	if hits+misses > 0 {
+		b.ReportMetric(100*float64(hits)/float64(hits+misses), "ua-hit-%")
+	}
+	if c.ddb.items.Load() == 0 {
+		b.Fatal("the chain wrote no items")
+	}
+}
+
+// BenchmarkChain is the whole per-shard hot path on real data: decode
+// (format auto, the consumer default), every built-in processor, and sink
+// batching into in-memory backends, 250 records per batch with a flush per
+// batch. Budgets (issue 6): <= 1 us CPU/record warm, <= 4 us cold, <= 8
+// allocs/record.
+func BenchmarkChain(b *testing.B) {
+	b.Run("zaker/warm", func(b *testing.B) { runChain(b, records.FormatAuto, lines(b, zakerFile), uaWarm) })
+	b.Run("zaker/cold", func(b *testing.B) { runChain(b, records.FormatAuto, lines(b, zakerFile), uaCold) })
+	b.Run("zaker/nocache", func(b *testing.B) { runChain(b, records.FormatAuto, lines(b, zakerFile), uaNoCache) })
+	b.Run("elastic/cold", func(b *testing.B) { runChain(b, records.FormatAuto, lines(b, elasticFile), uaCold) })
+	b.Run("clickstream/warm", func(b *testing.B) {
+		runChain(b, records.FormatAuto, clickstreamLines(b), uaWarm)
+	})
+	b.Run("orders/warm", func(b *testing.B) { runChain(b, records.FormatAuto, lines(b, ordersFile), uaWarm) })
+}
+
+// clickHit is the clickstream schema as a producer marshals it.
+type clickHit struct {
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+	Referer   string `json:"referer"`
+	SessionID string `json:"session_id"`
+	Timestamp string `json:"timestamp"`
+	Path      string `json:"path"`
+	Status    int    `json:"status"`
+	Bytes     int64  `json:"bytes"`
+	Host      string `json:"host"`
+	Event     string `json:"event"`
+	Method    string `json:"method"`
+}
+
+// clickstreamLines re-encodes the Zaker hits as JSON clickstream hits.
+func clickstreamLines(tb testing.TB) [][]byte {
+	tb.Helper()
+	var d records.CombinedDecoder
+	var out [][]byte
+	for i, l := range lines(tb, zakerFile) {
+		var r records.Record
+		if err := d.Decode(l, &r); err != nil {
+			continue
+		}
+		ev := "pageview"
+		if i%5 == 0 {
+			ev = "add_to_cart"
+		}
+		j, err := json.Marshal(clickHit{
+			IP: r.ClientIP, UserAgent: r.UserAgent, Referer: r.Referer, SessionID: "s-" + strconv.Itoa(i%97),
+			Timestamp: r.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Path: r.Path, Status: r.Status, Bytes: r.Bytes,
+			Host: "www.zanbil.ir", Event: ev, Method: r.Method,
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, j)
+	}
+	return out
+}

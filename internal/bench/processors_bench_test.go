@@ -1,0 +1,90 @@
+package bench_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
+	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
+	"github.com/shardwatch/shardwatch/pkg/processors/processortest"
+	"github.com/shardwatch/shardwatch/pkg/records"
+)
+
+// BenchmarkProcessor is each built-in processor alone, with its default
+// settings, on decoded real records: Process then Flush per batch of 250,
+// emitted items applied to an in-memory store (the processors Query it for
+// global merges). Each pass over the file is a new lease. botdetect runs
+// with a warm User-Agent cache; orderflood runs on orders, the others on
+// the Zaker access log.
+func BenchmarkProcessor(b *testing.B) {
+	reg, err := processors.NewRegistry(builtin.Plugins()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range reg.Names() {
+		file, format := zakerFile, records.FormatCombined
+		if name == "orderflood" {
+			file, format = ordersFile, records.FormatOrdersCSV
+		}
+		b.Run(name, func(b *testing.B) {
+			recs := processortest.LoadRecords(b, file, format)
+			var f processors.Factory
+			var err error
+			if name == botdetect.Name {
+				var det *botdetect.Detector
+				if det, err = botdetect.NewDetector(botdetect.UAConfig{}); err != nil {
+					b.Fatal(err)
+				}
+				for i := range recs {
+					det.Classify(recs[i].UserAgent)
+				}
+				f, err = botdetect.NewFactory(botdetect.DefaultConfig(), benchApp, det)
+			} else {
+				f, err = reg.Build(name, nil, benchApp)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			runProcessor(b, f, recs)
+		})
+	}
+}
+
+func runProcessor(b *testing.B, f processors.Factory, recs []records.Record) {
+	ctx := context.Background()
+	h := &processortest.Harness{Factory: f, Clock: processortest.NewClock(recs[0].Time),
+		Shard: processors.Shard{Stream: benchApp.Stream, ShardID: benchShard, WorkerID: "bench"}}
+	var p processors.Processor
+	out := &processortest.Recorder{}
+	runBatches(b, workload{
+		n: len(recs),
+		start: func() {
+			h.Store = processortest.NewStore()
+			h.Clock.Set(recs[0].Time)
+			var err error
+			if p, err = h.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+		},
+		batch: func(lo, hi int) {
+			h.Clock.Set(recs[hi-1].Time)
+			if err := p.Process(ctx, recs[lo:hi], out); err != nil {
+				b.Fatal(err)
+			}
+			if err := p.Flush(ctx, out); err != nil {
+				b.Fatal(err)
+			}
+			if err := h.Store.Apply(out.Items); err != nil {
+				b.Fatal(err)
+			}
+			out.Reset()
+		},
+		end: func() {
+			if err := p.Close(ctx, processors.LeaseLost, out); err != nil {
+				b.Fatal(err)
+			}
+			out.Reset()
+		},
+	})
+}

@@ -1,0 +1,152 @@
+package histogram
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+)
+
+// Config is the histogram processor's settings (processors.histogram).
+type Config struct {
+	window.Config `yaml:",inline"`
+	// Buckets are the bucket upper bounds in bytes, ascending: bucket i
+	// counts responses of size in (Buckets[i-1], Buckets[i]], bucket 0
+	// those of size <= Buckets[0]; one more bucket counts everything above
+	// the last bound (Prometheus "le" semantics, +Inf implicit).
+	Buckets []ByteSize `yaml:"buckets"`
+	// TopK is the number of largest responses (by path) kept per window;
+	// 0 turns the list off.
+	TopK int `yaml:"top_k"`
+	// MaxHosts caps the distinct hosts with their own histogram per window
+	// and shard (and in the global item); responses of further hosts are
+	// counted in the overflow histogram, so totals stay exact.
+	MaxHosts int `yaml:"max_hosts"`
+}
+
+// DefaultBuckets are web-traffic bucket bounds: empty responses (304,
+// HEAD), up to 1 KiB, 10 KiB, 100 KiB, 1 MiB, 10 MiB, and above.
+func DefaultBuckets() []ByteSize {
+	return []ByteSize{0, 1 << 10, 10 << 10, 100 << 10, 1 << 20, 10 << 20}
+}
+
+// DefaultConfig returns the defaults: 60 s windows, 5 s grace, 30 s idle,
+// default buckets, top 10 largest responses, 1,000 hosts.
+func DefaultConfig() Config {
+	return Config{
+		Config:   window.Config{Size: 60 * time.Second, Grace: 5 * time.Second, Idle: 30 * time.Second},
+		Buckets:  DefaultBuckets(),
+		TopK:     10,
+		MaxHosts: 1000,
+	}
+}
+
+// Limits that keep every item below DynamoDB's 400 KB.
+const (
+	maxBuckets = 16
+	maxTopK    = 100
+	// maxHostLen and maxPathLen bound a stored host or path (longer ones
+	// are cut and suffixed with a hash, see clip).
+	maxHostLen = 100
+	maxPathLen = 256
+	// rowBudget bounds the host rows of one item: worst-case row bytes
+	// (host, then 19-digit numbers) times max_hosts.
+	rowBudget = 300_000
+)
+
+func worstRow(buckets int) int { return maxHostLen + (buckets+2)*20 }
+
+// Validate checks c; path prefixes field names ("processors.histogram").
+func (c Config) Validate(path string) error {
+	if err := c.Config.Validate(path); err != nil {
+		return err
+	}
+	switch {
+	case len(c.Buckets) < 1 || len(c.Buckets) > maxBuckets:
+		return processors.FieldError(path+".buckets", "must list 1 to %d upper bounds", maxBuckets)
+	case c.Buckets[0] < 0:
+		return processors.FieldError(path+".buckets", "must be >= 0")
+	case c.TopK < 0 || c.TopK > maxTopK:
+		return processors.FieldError(path+".top_k", "must be between 0 and %d", maxTopK)
+	case c.MaxHosts < 1:
+		return processors.FieldError(path+".max_hosts", "must be >= 1")
+	}
+	for i := 1; i < len(c.Buckets); i++ {
+		if c.Buckets[i] <= c.Buckets[i-1] {
+			return processors.FieldError(path+".buckets", "must be strictly ascending (%d after %d)", c.Buckets[i], c.Buckets[i-1])
+		}
+	}
+	if most := rowBudget / worstRow(len(c.Buckets)+1); c.MaxHosts > most {
+		return processors.FieldError(path+".max_hosts", "must be <= %d with %d buckets (item size)", most, len(c.Buckets)+1)
+	}
+	return nil
+}
+
+// Edges returns the bucket upper bounds as int64.
+func (c Config) Edges() []int64 {
+	out := make([]int64, len(c.Buckets))
+	for i, b := range c.Buckets {
+		out[i] = int64(b)
+	}
+	return out
+}
+
+// ByteSize is a byte count written as a plain integer or with a unit:
+// B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024), e.g.
+// "10KiB".
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{ // longest suffixes first
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// ParseByteSize parses s (see ByteSize).
+func ParseByteSize(s string) (ByteSize, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a byte size (e.g. 1024, 10KiB, 1MiB)", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a byte size must be a scalar", n.Line)
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// String formats b with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.m == 0 {
+			return strconv.FormatInt(int64(b)/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
