@@ -21,7 +21,7 @@ LOCALSTACK := scripts/localstack
 # Runs a command with the local stack's AWS_* variables exported.
 WITH_STACK_ENV = eval "$$($(LOCALSTACK) env)" &&
 
-.PHONY: build test test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
+.PHONY: image build test test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
 
 build: ## Build every binary into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -56,6 +56,9 @@ vulncheck: ## Known vulnerabilities in dependencies (needs network access to vul
 
 bench: ## Benchmarks (no integration)
 	SHARDWATCH_SKIP_INTEGRATION=1 $(GO) test $(BENCH_FLAGS) $(PKGS)
+
+image: ## Daemonless OCI image (static /consumer and /producer, user 65532) into .cache/image
+	$(GO) run ./internal/ociimage/cmd/buildimage -out .cache/image
 
 demo: ## Local stack + resources + producer + two workers
 	scripts/demo

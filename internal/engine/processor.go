@@ -126,6 +126,7 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		// already holds it: drop this tenure and restart from the last
 		// checkpoint, where restored partials make the replay exact.
 		p.log.Error("batch failed", zap.Error(err))
+		p.w.counts.errors.Add(1)
 		p.giveUp("batch failed")
 		return
 	}

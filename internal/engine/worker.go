@@ -50,7 +50,10 @@ type Config struct {
 	OpenTimeout      time.Duration
 	// StartRetryMax caps the wait between failed engine starts.
 	StartRetryMax time.Duration
-	Pipeline      processors.Config
+	// ReportPeriod is how often worker metrics (records, errors, dead
+	// letters, leases held) go to Pipeline.Sinks.Metrics (default 1m).
+	ReportPeriod time.Duration
+	Pipeline     processors.Config
 }
 
 // Validate names the first invalid field.
@@ -91,6 +94,7 @@ type Worker struct {
 
 	baseCtx context.Context
 	started chan struct{}
+	counts  counts
 }
 
 // Deps are the worker's collaborators.
@@ -117,6 +121,9 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 10000
 	}
+	if cfg.ReportPeriod <= 0 {
+		cfg.ReportPeriod = time.Minute
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -126,17 +133,25 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	if d.Logger == nil {
 		d.Logger = zap.NewNop()
 	}
-	cfg.Pipeline.Hooks = chainHooks(cfg.Pipeline.Hooks, d.Metrics)
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: d.Logger.With(zap.String("worker_id", cfg.WorkerID), zap.String("stream", cfg.Stream)),
 		kc: d.Kinesis, checkpointer: d.Checkpointer, leases: d.Leases, metrics: d.Metrics, auditLog: d.Audit,
 		started: make(chan struct{}),
-	}, nil
+	}
+	w.cfg.Pipeline.Hooks = chainHooks(cfg.Pipeline.Hooks, d.Metrics, &w.counts)
+	return w, nil
 }
 
-func chainHooks(h processors.Hooks, m *Metrics) processors.Hooks {
-	dl, pl, sr, dr := h.DeadLettered, h.ProcessorLatency, h.SinkRetry, h.Dropped
+func chainHooks(h processors.Hooks, m *Metrics, c *counts) processors.Hooks {
+	dl, pl, sr, dr, dec := h.DeadLettered, h.ProcessorLatency, h.SinkRetry, h.Dropped, h.Decoded
+	h.Decoded = func(shard string, n int) {
+		c.records.Add(int64(n))
+		if dec != nil {
+			dec(shard, n)
+		}
+	}
 	h.DeadLettered = func(shard, class string, n int) {
+		c.deadLettered.Add(int64(n))
 		m.DeadLettered.WithLabelValues(shard, class).Add(float64(n))
 		m.DecodeErrors.WithLabelValues(shard).Add(float64(n))
 		if dl != nil {
@@ -156,6 +171,7 @@ func chainHooks(h processors.Hooks, m *Metrics) processors.Hooks {
 		}
 	}
 	h.Dropped = func(s string, n int) {
+		c.errors.Add(int64(n))
 		m.ResultsDropped.WithLabelValues(s).Add(float64(n))
 		if dr != nil {
 			dr(s, n)
@@ -231,7 +247,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	close(w.started)
 	w.log.Info("worker started")
+	reportDone := make(chan struct{})
+	if mw := w.cfg.Pipeline.Sinks.Metrics; mw != nil {
+		go func() {
+			defer close(reportDone)
+			w.report(ctx, mw, w.cfg.ReportPeriod)
+		}()
+	} else {
+		close(reportDone)
+	}
 	<-ctx.Done()
+	<-reportDone
 
 	w.log.Info("shutting down: draining in-flight batches and releasing leases", zap.Duration("deadline", w.cfg.ShutdownTimeout))
 	start := time.Now()

@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) 
 		log:   cfg.Logger.With(zap.String("shard_id", shard.ShardID)),
 		dec:   dec,
 		procs: cfg.Processors,
-		out:   batchEmitter{max: cfg.MaxOutputs},
+		out:   batchEmitter{max: cfg.MaxOutputs, stream: shard.Stream},
 	}
 	for _, n := range cfg.Processors {
 		env := Env{Shard: shard, Logger: p.log.With(zap.String("processor", n.Name)), Clock: cfg.Clock, Store: cfg.Store}
@@ -430,6 +430,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // batchEmitter buffers one batch's outputs, bounded by max.
 type batchEmitter struct {
 	max     int
+	stream  string
 	items   []Item
 	msgs    []Message
 	metrics []Datum
@@ -469,10 +470,28 @@ func (e *batchEmitter) Publish(m Message) {
 	}
 }
 
+// Metric adds the Stream dimension when the processor left it out: one
+// account runs one stack per stream into the same namespace, and alarms
+// are defined per stream (deploy/ecs/METRICS.md).
 func (e *batchEmitter) Metric(d Datum) {
-	if !e.full() {
-		e.metrics = append(e.metrics, d)
+	if e.full() {
+		return
 	}
+	if e.stream != "" && !hasDim(d.Dims, "Stream") {
+		dims := make([]Dim, len(d.Dims), len(d.Dims)+1)
+		copy(dims, d.Dims)
+		d.Dims = append(dims, Dim{Name: "Stream", Value: e.stream})
+	}
+	e.metrics = append(e.metrics, d)
+}
+
+func hasDim(dims []Dim, name string) bool {
+	for _, d := range dims {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // dedupedItems keeps the last write per (table, key): processors may

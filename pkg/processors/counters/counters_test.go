@@ -332,8 +332,13 @@ func TestRanges(t *testing.T) {
 }
 
 func BenchmarkProcess(b *testing.B) {
+	b.Run("minutes+hours", func(b *testing.B) { benchProcess(b, "") })
+	b.Run("seconds", func(b *testing.B) { benchProcess(b, "seconds: true\n") })
+}
+
+func benchProcess(b *testing.B, conf string) {
 	recs := traffic(b)
-	h := &processortest.Harness{Factory: build(b, ""), Store: processortest.NewStore(), Clock: processortest.NewClock(recs[0].Time),
+	h := &processortest.Harness{Factory: build(b, conf), Store: processortest.NewStore(), Clock: processortest.NewClock(recs[0].Time),
 		Shard: processors.Shard{Stream: "web", ShardID: "shardId-000000000001"}}
 	ctx := context.Background()
 	p, err := h.Start(ctx)

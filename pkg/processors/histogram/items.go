@@ -1,0 +1,261 @@
+package histogram
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
+)
+
+// Result name in item keys: "histogram#60s#<window start>".
+const resultName = "histogram"
+
+// Attribute names of histogram items (besides window's common ones).
+const (
+	attrEdges         = "edges"    // L of N: bucket upper bounds
+	attrRequests      = "requests" // N: responses in the window
+	attrBytes         = "bytes"    // N: their total size
+	attrCounts        = "counts"   // L of N: responses per bucket (len(edges)+1)
+	attrHosts         = "hosts"    // S: rows "host\tbytes\tcount0\tcount1...\n"
+	attrHostCount     = "host_count"
+	attrOtherRequests = "other_requests" // hosts beyond max_hosts
+	attrOtherBytes    = "other_bytes"
+	attrOtherCounts   = "other_counts"
+	attrLargest       = "largest" // S: rows "bytes\thost\tpath\n", largest first
+	attrFinals        = "finals"
+	attrSkipped       = "skipped"
+)
+
+// Keys returns the item keys histogram uses for windows of size.
+func Keys(size time.Duration) window.Keys { return window.NewKeys(resultName, size) }
+
+// PartialItem encodes p as the item of its window and shard.
+func PartialItem(table string, keys window.Keys, p *Partial, expires time.Time) processors.Item {
+	h := window.Header{
+		PK: keys.Window(p.Start), SK: window.ShardSK(p.Shard), Kind: window.KindPartial, Shard: p.Shard,
+		Start: p.Start, End: p.End, Pos: p.Pos, Final: p.Final, ExpiresAt: expires,
+	}
+	m := h.Attrs(11)
+	putHistogram(m, p.Edges, p.Total, p.Hosts, p.Other, p.Largest)
+	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
+}
+
+// GlobalItem encodes g as the window's merged item (sort key "global"). It
+// is final when every merged partial was.
+func GlobalItem(table string, keys window.Keys, g *Global, pos window.Position, expires time.Time) processors.Item {
+	h := window.Header{
+		PK: keys.Window(g.Start), SK: window.GlobalSK, Kind: window.KindGlobal,
+		Start: g.Start, End: g.End, Pos: pos, Final: g.Merged > 0 && g.Finals == g.Merged, ExpiresAt: expires,
+	}
+	m := h.Attrs(14)
+	putHistogram(m, g.Edges, g.Total, g.Hosts, g.Other, g.Largest)
+	m[window.AttrMerged] = window.Int(int64(g.Merged))
+	m[attrFinals] = window.Int(int64(g.Finals))
+	m[attrSkipped] = window.Int(int64(g.Skipped))
+	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
+}
+
+func putHistogram(m map[string]types.AttributeValue, edges []int64, total Row, hosts []HostRow, other Row, largest []Large) {
+	m[attrEdges] = intList(edges)
+	m[attrRequests] = window.Int(total.Requests())
+	m[attrBytes] = window.Int(total.Bytes)
+	m[attrCounts] = intList(total.Counts)
+	m[attrHosts] = window.Str(encodeHosts(hosts))
+	m[attrHostCount] = window.Int(int64(len(hosts)))
+	m[attrOtherRequests] = window.Int(other.Requests())
+	m[attrOtherBytes] = window.Int(other.Bytes)
+	m[attrOtherCounts] = intList(other.Counts)
+	m[attrLargest] = window.Str(encodeLargest(largest))
+}
+
+// ParsePartial decodes a PartialItem.
+func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
+	h, err := window.ParseHeader(item)
+	if err != nil {
+		return Partial{}, err
+	}
+	p := Partial{Shard: h.Shard, Start: h.Start, End: h.End, Pos: h.Pos, Final: h.Final}
+	if err := parseHistogram(item, &p.Edges, &p.Total, &p.Hosts, &p.Other, &p.Largest); err != nil {
+		return p, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
+	}
+	return p, nil
+}
+
+// ParseGlobal decodes a GlobalItem (for `consumer query`).
+func ParseGlobal(item map[string]types.AttributeValue) (Global, error) {
+	h, err := window.ParseHeader(item)
+	if err != nil {
+		return Global{}, err
+	}
+	g := Global{Start: h.Start, End: h.End}
+	merged, _ := window.GetInt(item, window.AttrMerged)
+	finals, _ := window.GetInt(item, attrFinals)
+	skipped, _ := window.GetInt(item, attrSkipped)
+	g.Merged, g.Finals, g.Skipped = int(merged), int(finals), int(skipped)
+	if err := parseHistogram(item, &g.Edges, &g.Total, &g.Hosts, &g.Other, &g.Largest); err != nil {
+		return g, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
+	}
+	return g, nil
+}
+
+func parseHistogram(item map[string]types.AttributeValue, edges *[]int64, total *Row, hosts *[]HostRow, other *Row, largest *[]Large) error {
+	var err error
+	if *edges, err = parseIntList(item[attrEdges]); err != nil {
+		return fmt.Errorf("%s: %w", attrEdges, err)
+	}
+	nb := len(*edges) + 1
+	if total.Counts, err = parseIntList(item[attrCounts]); err != nil || len(total.Counts) != nb {
+		return fmt.Errorf("%w: %s: want %d buckets", window.ErrBadItem, attrCounts, nb)
+	}
+	total.Bytes, _ = window.GetInt(item, attrBytes)
+	if other.Counts, err = parseIntList(item[attrOtherCounts]); err != nil || len(other.Counts) != nb {
+		return fmt.Errorf("%w: %s: want %d buckets", window.ErrBadItem, attrOtherCounts, nb)
+	}
+	other.Bytes, _ = window.GetInt(item, attrOtherBytes)
+	s, _ := window.GetStr(item, attrHosts)
+	if *hosts, err = decodeHosts(s, nb); err != nil {
+		return fmt.Errorf("%s: %w", attrHosts, err)
+	}
+	s, _ = window.GetStr(item, attrLargest)
+	if *largest, err = decodeLargest(s); err != nil {
+		return fmt.Errorf("%s: %w", attrLargest, err)
+	}
+	return nil
+}
+
+func intList(xs []int64) types.AttributeValue {
+	l := make([]types.AttributeValue, len(xs))
+	for i, x := range xs {
+		l[i] = window.Int(x)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+func parseIntList(v types.AttributeValue) ([]int64, error) {
+	l, ok := v.(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, fmt.Errorf("%w: missing number list", window.ErrBadItem)
+	}
+	out := make([]int64, len(l.Value))
+	for i, e := range l.Value {
+		n, ok := e.(*types.AttributeValueMemberN)
+		if !ok {
+			return nil, fmt.Errorf("%w: list entry %d is not a number", window.ErrBadItem, i)
+		}
+		x, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: list entry %d: %v", window.ErrBadItem, i, err)
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+// Rows are text, one allocation per item and no per-value DynamoDB type
+// overhead (partials are rewritten on every Flush). Strings holding a tab
+// or newline, or starting with a double quote, are Go-quoted, so a row
+// splits on literal tabs.
+
+func appendField(b []byte, s string) []byte {
+	if strings.ContainsAny(s, "\t\n") || strings.HasPrefix(s, `"`) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
+
+func parseField(s string) (string, error) {
+	if !strings.HasPrefix(s, `"`) {
+		return s, nil
+	}
+	u, err := strconv.Unquote(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: bad quoted field", window.ErrBadItem)
+	}
+	return u, nil
+}
+
+func encodeHosts(hs []HostRow) string {
+	row := 16
+	if len(hs) > 0 {
+		row += 8 * (len(hs[0].Counts) + 1)
+	}
+	b := make([]byte, 0, len(hs)*row)
+	for _, h := range hs {
+		b = appendField(b, h.Host)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, h.Bytes, 10)
+		for _, c := range h.Counts {
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, c, 10)
+		}
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+func decodeHosts(s string, nb int) ([]HostRow, error) {
+	out := make([]HostRow, 0, strings.Count(s, "\n"))
+	for i := 0; s != ""; i++ {
+		line, rest, _ := strings.Cut(s, "\n")
+		s = rest
+		f := strings.Split(line, "\t")
+		if len(f) != nb+2 {
+			return nil, fmt.Errorf("%w: row %d: %d fields, want %d", window.ErrBadItem, i, len(f), nb+2)
+		}
+		host, err := parseField(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+		nums := make([]int64, nb+1)
+		for j, x := range f[1:] {
+			if nums[j], err = strconv.ParseInt(x, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: row %d: %v", window.ErrBadItem, i, err)
+			}
+		}
+		out = append(out, HostRow{Host: host, Row: Row{Bytes: nums[0], Counts: nums[1:]}})
+	}
+	return out, nil
+}
+
+func encodeLargest(ls []Large) string {
+	b := make([]byte, 0, len(ls)*64)
+	for _, l := range ls {
+		b = strconv.AppendInt(b, l.Bytes, 10)
+		b = append(b, '\t')
+		b = appendField(b, l.Host)
+		b = append(b, '\t')
+		b = appendField(b, l.Path)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+func decodeLargest(s string) ([]Large, error) {
+	var out []Large
+	for i := 0; s != ""; i++ {
+		line, rest, _ := strings.Cut(s, "\n")
+		s = rest
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: row %d: %d fields, want 3", window.ErrBadItem, i, len(f))
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: row %d: %v", window.ErrBadItem, i, err)
+		}
+		l := Large{Bytes: n}
+		if l.Host, err = parseField(f[1]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+		if l.Path, err = parseField(f[2]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
