@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -413,13 +414,14 @@ func TestRealConsumerHealthcheckInImage(t *testing.T) {
 	fsRoot := t.TempDir()
 	unpack(t, img, fsRoot)
 
-	status := http.StatusOK
+	var status atomic.Int32 // written by the test, read by the server goroutine
+	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
 			return
 		}
-		w.WriteHeader(status)
+		w.WriteHeader(int(status.Load()))
 	}))
 	defer srv.Close()
 	env := imageEnv(t, img, "SHARDWATCH_OPS_ADDR="+strings.TrimPrefix(srv.URL, "http://"))
@@ -428,7 +430,7 @@ func TestRealConsumerHealthcheckInImage(t *testing.T) {
 	if _, err := runInImage(t, fsRoot, env, "/consumer", "healthcheck"); err != nil {
 		t.Errorf("healthcheck against a healthy worker: %v", err)
 	}
-	status = http.StatusServiceUnavailable
+	status.Store(http.StatusServiceUnavailable)
 	if _, err := runInImage(t, fsRoot, env, "/consumer", "healthcheck"); err == nil {
 		t.Error("healthcheck against an unhealthy worker succeeded")
 	}
