@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -29,6 +30,8 @@ type shardProcessor struct {
 	lostOnce sync.Once
 	lost     chan struct{} // closed when this tenure must stop
 	raws     []processors.Raw
+	good     []processors.Raw // raws less dead-lettered aggregates
+	dls      []processors.DeadLetter
 	// pending is the last sequence processed but not yet checkpointed
 	// (only set when a checkpoint failed transiently).
 	pending string
@@ -111,12 +114,22 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	p.raws = toRaw(p.raws[:0], p.shardID, in.Records)
-	var err error
-	if len(p.raws) == 0 {
+	good, err := p.deadLetterMalformed(p.ctx)
+	if err != nil {
+		if p.isLost() {
+			return
+		}
+		p.log.Error("dead-letter malformed aggregates", zap.Error(err))
+		p.giveUp("dead-letter write failed")
+		return
+	}
+	if len(p.raws) > 0 {
+		p.w.metrics.recordsIn(p.shardID, len(p.raws))
+	}
+	if len(good) == 0 {
 		err = p.pipe.Tick(p.ctx)
 	} else {
-		p.w.metrics.recordsIn(p.shardID, len(p.raws))
-		err = p.pipe.Process(p.ctx, p.raws)
+		err = p.pipe.Process(p.ctx, good)
 	}
 	if err != nil {
 		if p.isLost() {
@@ -145,6 +158,70 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	seq := p.pending
 	p.checkpoint(in.Checkpointer, &seq)
+}
+
+// deadLetterMalformed writes the malformed KPL aggregates the ReadGuard
+// marked to the dead-letter sink, with the reason and original bytes, and
+// returns the records left for the pipeline. They stay in p.raws: they are
+// audited and checkpointed like any record handled.
+func (p *shardProcessor) deadLetterMalformed(ctx context.Context) ([]processors.Raw, error) {
+	g := p.w.guard
+	if g == nil {
+		return p.raws, nil
+	}
+	first := -1
+	for i := range p.raws {
+		if _, _, ok := g.unwrap(p.raws[i].Data); ok {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return p.raws, nil
+	}
+	p.good = append(p.good[:0], p.raws[:first]...)
+	p.dls = p.dls[:0]
+	for i := first; i < len(p.raws); i++ {
+		r := &p.raws[i]
+		reason, orig, ok := g.unwrap(r.Data)
+		if !ok {
+			p.good = append(p.good, *r)
+			continue
+		}
+		p.dls = append(p.dls, processors.DeadLetter{
+			Stream: p.w.cfg.Stream, ShardID: p.shardID, Sequence: r.Meta.SequenceNumber, SubSequence: r.Meta.SubSequence,
+			PartitionKey: r.Meta.PartitionKey, ArrivalTime: r.Meta.ArrivalTime, Reason: reason, Data: orig,
+		})
+	}
+	sink := p.w.cfg.Pipeline.Sinks.DeadLetters
+	if sink == nil {
+		return nil, fmt.Errorf("shard %s: %d malformed aggregates and no dead-letter sink", p.shardID, len(p.dls))
+	}
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := sink.WriteDeadLetters(ctx, p.dls)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("shard %s: write dead letters: %w", p.shardID, errors.Join(err, ctx.Err()))
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			p.log.Warn("dead-letter write failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	p.log.Warn("malformed KPL aggregates dead-lettered", zap.Int("records", len(p.dls)))
+	if h := p.w.cfg.Pipeline.Hooks.DeadLettered; h != nil {
+		h(p.shardID, "kpl", len(p.dls))
+	}
+	return p.good, nil
 }
 
 func (p *shardProcessor) checkpoint(c kcl.IRecordProcessorCheckpointer, seq *string) {
@@ -276,5 +353,3 @@ func toRaw(dst []processors.Raw, shardID string, recs []types.Record) []processo
 	}
 	return dst
 }
-
-var errStopped = errors.New("worker stopped")
