@@ -7,6 +7,9 @@
 //	consumer setup --config FILE   create the stream, tables and topic if missing
 //	consumer status --app APP      show which worker holds which shard
 //	consumer healthcheck           probe /healthz (the ECS container health check)
+//	consumer query RESULT --app APP  read results back (orders, histogram)
+//	consumer replay --config FILE FILES...  run the processors over local files, offline
+//	consumer dashboard --app APP   live dashboard of the result tables (127.0.0.1:8088)
 package main
 
 import (
@@ -27,6 +30,9 @@ commands:
   setup        create the stream, tables and SNS topic when missing, then exit
   status       show which worker holds which shard (--app, --workers, --watch)
   healthcheck  exit 0 when the local worker's /healthz answers, else 1
+  query        read results back: orders (--customer), histogram (--window, --host)
+  replay       run the configured processors over local files, offline (--config FILE FILES...)
+  dashboard    serve a live dashboard of the result tables (--app, --addr 127.0.0.1:8088)
 `
 
 func main() {
@@ -55,6 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStatus(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stderr)
+	case "query":
+		return runQuery(ctx, args[1:], getenv, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], getenv, stdout, stderr)
+	case "dashboard":
+		return runDashboard(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

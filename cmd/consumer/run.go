@@ -82,7 +82,13 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	kc := kinesis.NewFromConfig(awsCfg)
+	// The guard keeps throttled shards alive and dead-letters malformed
+	// KPL aggregates instead of losing their batch (engine defects).
+	guard, err := engine.NewReadGuard(engine.ReadGuardOptions{Logger: log.Named("kinesis")})
+	if err != nil {
+		return err
+	}
+	kc := kinesis.NewFromConfig(awsCfg, guard.Options)
 	ddb := dynamodb.NewFromConfig(awsCfg, localDynamoDB(getenv))
 
 	reg := prometheus.NewRegistry()
@@ -142,7 +148,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if cfg.InitialPosition == "AT_TIMESTAMP" {
 		ecfg.InitialTimestamp, _ = cfg.InitialTime()
 	}
-	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leases, Metrics: metrics, Logger: log, Audit: audit})
+	w, err := engine.New(ecfg, engine.Deps{Kinesis: kc, Checkpointer: leases, Leases: leases, Metrics: metrics, Logger: log, Audit: audit, Guard: guard})
 	if err != nil {
 		return err
 	}

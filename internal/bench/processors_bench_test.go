@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // BenchmarkProcessor is each built-in processor alone, with its default
-// settings, on decoded real records: Process then Flush per batch of 250,
+// settings, on decoded real records re-timed to a full shard (see
+// BenchmarkChain): Process then Flush per batch of 250,
 // emitted items applied to an in-memory store (the processors Query it for
 // global merges). Each pass over the file is a new lease. botdetect runs
 // with a warm User-Agent cache; orderflood runs on orders, the others on
@@ -23,12 +25,12 @@ func BenchmarkProcessor(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, name := range reg.Names() {
-		file, format := zakerFile, records.FormatCombined
+		file := zakerFile
 		if name == "orderflood" {
-			file, format = ordersFile, records.FormatOrdersCSV
+			file = ordersFile
 		}
 		b.Run(name, func(b *testing.B) {
-			recs := processortest.LoadRecords(b, file, format)
+			recs := decodeAll(b, retime(b, lines(b, file), fullRate))
 			var f processors.Factory
 			var err error
 			if name == botdetect.Name {
@@ -87,4 +89,22 @@ func runProcessor(b *testing.B, f processors.Factory, recs []records.Record) {
 			out.Reset()
 		},
 	})
+}
+
+// decodeAll decodes payloads (format auto) into records that own their
+// strings, with a shard's sequence numbers; undecodable lines are dropped.
+func decodeAll(tb testing.TB, payloads [][]byte) []records.Record {
+	tb.Helper()
+	dec, err := records.NewDecoder(records.FormatAuto)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]records.Record, 0, len(payloads))
+	for _, p := range payloads {
+		out = append(out, records.Record{})
+		if err := dec.Decode(bytes.Clone(p), &out[len(out)-1]); err != nil {
+			out = out[:len(out)-1]
+		}
+	}
+	return processortest.Sequence(benchShard, out)
 }

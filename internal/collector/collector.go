@@ -17,7 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/shardwatch/shardwatch/internal/putter"
 	"github.com/shardwatch/shardwatch/internal/traffic"
@@ -60,6 +62,16 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// ShutdownTimeout bounds the graceful shutdown in Serve. Default 10s.
 	ShutdownTimeout time.Duration
+	// RateLimit is the sustained requests per second one client IP may
+	// make (default 20; negative disables the limit); RateBurst the burst
+	// above it (default 2*RateLimit). Over the limit the collector answers
+	// 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
+	// MaxClients bounds the client IPs whose rate is tracked (default
+	// 10,000, least recently seen evicted): memory stays bounded under a
+	// flood of spoofed or distinct addresses.
+	MaxClients int
 }
 
 func (c *Config) setDefaults() error {
@@ -79,6 +91,18 @@ func (c *Config) setDefaults() error {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.IdleTimeout, 60*time.Second)
 	defDur(&c.ShutdownTimeout, 10*time.Second)
+	if c.RateLimit == 0 {
+		c.RateLimit = 20
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = max(1, int(2*c.RateLimit))
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 10_000
+	}
+	if c.RateBurst < 0 || c.MaxClients < 0 {
+		return errors.New("collector: negative rate burst or client bound")
+	}
 	if c.MaxBodyBytes < 0 || c.MaxHeaderBytes < 0 {
 		return errors.New("collector: negative size limit")
 	}
@@ -95,6 +119,7 @@ type Stats struct {
 	Accepted   int64 // hits handed to the sink
 	Full       int64 // 503: sink full or closed
 	BadRequest int64 // 400, 405, 413
+	Limited    int64 // 429: client over its rate
 }
 
 // Collector turns tracking-pixel requests into records.
@@ -106,7 +131,9 @@ type Collector struct {
 	random  io.Reader     // session ids
 	keyRand func() uint64 // random partition keys
 
-	accepted, full, bad atomic.Int64
+	limits *lru.Cache[netip.Addr, *rate.Limiter] // nil: no rate limit
+
+	accepted, full, bad, limited atomic.Int64
 }
 
 // Option configures a Collector.
@@ -130,6 +157,13 @@ func New(cfg Config, sink Sink, log *zap.Logger, opts ...Option) (*Collector, er
 		log = zap.NewNop()
 	}
 	c := &Collector{cfg: cfg, sink: sink, log: log, now: time.Now, random: rand.Reader, keyRand: randUint64}
+	if cfg.RateLimit > 0 {
+		l, err := lru.New[netip.Addr, *rate.Limiter](cfg.MaxClients)
+		if err != nil {
+			return nil, fmt.Errorf("collector: %w", err)
+		}
+		c.limits = l
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -148,7 +182,7 @@ func randUint64() uint64 {
 
 // Stats returns the counts so far.
 func (c *Collector) Stats() Stats {
-	return Stats{Accepted: c.accepted.Load(), Full: c.full.Load(), BadRequest: c.bad.Load()}
+	return Stats{Accepted: c.accepted.Load(), Full: c.full.Load(), BadRequest: c.bad.Load(), Limited: c.limited.Load()}
 }
 
 // Handler returns the collector's routes.
@@ -200,10 +234,14 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 var gif = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
 func (c *Collector) fail(w http.ResponseWriter, status int) {
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		c.full.Add(1)
 		w.Header().Set("Retry-After", "1")
-	} else {
+	case http.StatusTooManyRequests:
+		c.limited.Add(1)
+		w.Header().Set("Retry-After", "1")
+	default:
 		c.bad.Add(1)
 	}
 	http.Error(w, http.StatusText(status), status)
@@ -216,6 +254,11 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, pixel bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		h.Set("Allow", "GET, POST")
 		c.fail(w, http.StatusMethodNotAllowed)
+		return
+	}
+	ip := c.clientIP(r)
+	if !c.allow(ip) {
+		c.fail(w, http.StatusTooManyRequests)
 		return
 	}
 	params, status := c.params(w, r)
@@ -231,7 +274,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, pixel bool) {
 		return
 	}
 	hit := traffic.Hit{
-		IP:        c.clientIP(r),
+		IP:        ip,
 		UserAgent: truncate(r.UserAgent(), maxUserAgent),
 		Referer:   truncate(params.referrer, maxURL),
 		SessionID: session,
@@ -367,6 +410,27 @@ func event(e string) string {
 		}
 	}
 	return e
+}
+
+// allow takes one token from the client's bucket. Buckets live in a
+// bounded LRU: a flood of distinct addresses evicts old buckets (those
+// clients start afresh) instead of growing memory.
+func (c *Collector) allow(ip string) bool {
+	if c.limits == nil {
+		return true
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		addr = netip.Addr{} // unknown peers share one bucket
+	}
+	l, ok := c.limits.Get(addr)
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst)
+		if prev, found, _ := c.limits.PeekOrAdd(addr, l); found {
+			l = prev // a concurrent request of the same client won
+		}
+	}
+	return l.AllowN(c.now(), 1)
 }
 
 // session returns the request's valid session id, or a new one (fresh).

@@ -16,7 +16,10 @@
 // cookie (32 hex characters), set when absent or invalid: 128 random bits,
 // HttpOnly, SameSite=Lax, Secure unless configured off (plain-HTTP demos).
 //
-// Hardening: bodies are limited (MaxBodyBytes, 413), headers too
+// Hardening: each client IP (as resolved above, so a forged
+// X-Forwarded-For from an untrusted peer cannot dodge it) is rate limited
+// with a token bucket (RateLimit/RateBurst, 429 with Retry-After), the
+// buckets kept in a bounded LRU (MaxClients); bodies are limited (MaxBodyBytes, 413), headers too
 // (MaxHeaderBytes; Go's server answers 431 and allows 4 KiB of slack over
 // the limit), every timeout is set, and no response ever contains request
 // input: bodies and headers are fixed texts. A full sink answers 503 with

@@ -37,6 +37,9 @@ type Consumer struct {
 	AuditLog         string        `yaml:"audit_log"`
 	Retention        time.Duration `yaml:"retention"`
 	FlushInterval    time.Duration `yaml:"flush_interval"`
+	// Pprof serves /debug/pprof/ on the ops address (profiling; keep the
+	// port private).
+	Pprof bool `yaml:"pprof"`
 
 	Tables     Tables     `yaml:"tables"`
 	DeadLetter DeadLetter `yaml:"deadletter"`
@@ -97,7 +100,7 @@ func Defaults() Consumer {
 // scalar binds one setting to its YAML path, env var and flag.
 type scalar struct {
 	key  string // YAML path, dotted
-	ptr  any    // *string, *int, *time.Duration
+	ptr  any    // *string, *int, *bool, *time.Duration
 	help string
 }
 
@@ -121,6 +124,7 @@ func (c *Consumer) scalars() []scalar {
 		{"log_level", &c.LogLevel, "debug, info, warn or error"},
 		{"audit_log", &c.AuditLog, "file that records the position of every processed record (debugging)"},
 		{"retention", &c.Retention, "how long result items live (DynamoDB TTL)"},
+		{"pprof", &c.Pprof, "serve /debug/pprof/ on ops_addr: true or false (profiling; keep the port private)"},
 		{"flush_interval", &c.FlushInterval, "least time between result flushes and checkpoints (0 = after every batch)"},
 		{"tables.leases", &c.Tables.Leases, "lease table (default: app)"},
 		{"tables.results", &c.Tables.Results, "results table (default: app-results)"},
@@ -227,6 +231,12 @@ func setScalar(s scalar, v string) error {
 			return fmt.Errorf("%s: not an integer: %q", s.key, v)
 		}
 		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s: not a boolean (true or false): %q", s.key, v)
+		}
+		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {

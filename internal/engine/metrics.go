@@ -24,6 +24,11 @@ type Metrics struct {
 	SinkRetries      *prometheus.CounterVec
 	ResultsDropped   *prometheus.CounterVec
 	GetRecordsSecs   prometheus.Histogram
+	// ReadRetries counts Kinesis reads the ReadGuard retried, by
+	// operation and error code; KPLMalformed counts aggregates it turned
+	// into dead letters.
+	ReadRetries  *prometheus.CounterVec
+	KPLMalformed prometheus.Counter
 
 	mu       sync.Mutex
 	held     map[string]bool
@@ -75,12 +80,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shardwatch_getrecords_seconds", Help: "GetRecords latency.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 8),
 		}),
+		ReadRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardwatch_kinesis_read_retries_total", Help: "Throttled or failed GetRecords/GetShardIterator calls retried inside the client.",
+		}, []string{"op", "code"}),
+		KPLMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardwatch_kpl_malformed_total", Help: "Malformed KPL aggregates dead-lettered whole instead of dropping their batch.",
+		}),
 		held:     map[string]bool{},
 		lastCkpt: map[string]time.Time{},
 		now:      time.Now,
 	}
 	for _, c := range []prometheus.Collector{m.RecordsIn, m.BytesIn, m.DecodeErrors, m.DeadLettered, m.ProcessorSeconds,
-		m.LeasesHeld, m.LeaseEvents, m.MillisBehind, m.CheckpointAge, m.Checkpoints, m.SinkRetries, m.ResultsDropped, m.GetRecordsSecs} {
+		m.LeasesHeld, m.LeaseEvents, m.MillisBehind, m.CheckpointAge, m.Checkpoints, m.SinkRetries, m.ResultsDropped, m.GetRecordsSecs, m.ReadRetries, m.KPLMalformed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

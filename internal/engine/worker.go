@@ -91,6 +91,7 @@ type Worker struct {
 	leases       Leases
 	metrics      *Metrics
 	auditLog     *AuditLog
+	guard        *ReadGuard
 
 	baseCtx context.Context
 	started chan struct{}
@@ -105,6 +106,10 @@ type Deps struct {
 	Metrics      *Metrics
 	Logger       *zap.Logger
 	Audit        *AuditLog // optional
+	// Guard is the ReadGuard installed on Kinesis (optional): the worker
+	// dead-letters the malformed aggregates it marks and stops its
+	// retries at shutdown.
+	Guard *ReadGuard
 }
 
 // New checks cfg and builds a worker; nothing starts until Run.
@@ -135,10 +140,13 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	}
 	w := &Worker{
 		cfg: cfg, log: d.Logger.With(zap.String("worker_id", cfg.WorkerID), zap.String("stream", cfg.Stream)),
-		kc: d.Kinesis, checkpointer: d.Checkpointer, leases: d.Leases, metrics: d.Metrics, auditLog: d.Audit,
+		kc: d.Kinesis, checkpointer: d.Checkpointer, leases: d.Leases, metrics: d.Metrics, auditLog: d.Audit, guard: d.Guard,
 		started: make(chan struct{}),
 	}
 	w.cfg.Pipeline.Hooks = chainHooks(cfg.Pipeline.Hooks, d.Metrics, &w.counts)
+	if d.Guard != nil {
+		d.Guard.metrics.Store(d.Metrics)
+	}
 	return w, nil
 }
 
@@ -199,6 +207,10 @@ func (w *Worker) kclConfig() *kclcfg.KinesisClientLibConfiguration {
 		WithIdleTimeBetweenReadsInMillis(int(w.cfg.PollInterval.Milliseconds())).
 		WithCallProcessRecordsEvenForEmptyRecordList(true).
 		WithMaxRecords(w.cfg.MaxRecords).
+		// Kept small on purpose: the engine's KMS-throttle path sleeps
+		// 2^retries * 100 ms (6 retries: 6.4 s; 20: 29 h). Throttles are
+		// absorbed by the ReadGuard inside the client instead.
+		WithMaxRetryCount(engineMaxRetryCount).
 		WithLogger(newKCLLogger(w.log)).
 		WithMonitoringService(monitoring{m: w.metrics})
 	if w.cfg.MaxLeases > 0 {
@@ -260,6 +272,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-reportDone
 
 	w.log.Info("shutting down: draining in-flight batches and releasing leases", zap.Duration("deadline", w.cfg.ShutdownTimeout))
+	if w.guard != nil {
+		// A shard consumer waiting out a throttle would hold up the drain.
+		w.guard.stop()
+	}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -283,6 +299,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("engine: graceful shutdown exceeded %s", w.cfg.ShutdownTimeout)
 	}
 }
+
+// engineMaxRetryCount bounds the engine's own throttle retries; see
+// kclConfig.
+const engineMaxRetryCount = 5
 
 type factory struct{ w *Worker }
 

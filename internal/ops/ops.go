@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -49,6 +50,23 @@ func New(addr string, g prometheus.Gatherer, checks []Check, beforeScrape func()
 
 // Handle adds a handler (for example a status page) before Serve.
 func (s *Server) Handle(pattern string, h http.Handler) { s.extra[pattern] = h }
+
+// PprofMaxSeconds is the longest CPU profile or trace /debug/pprof serves:
+// the server's write timeout (30 s) minus a margin, since net/http/pprof
+// refuses a duration beyond the write timeout.
+const PprofMaxSeconds = 25
+
+// EnablePprof serves the runtime profiles under /debug/pprof/ (config
+// `pprof: true`, default off): CPU profiles and traces cost CPU while they
+// run and heap dumps show payload fragments, so they are opt-in and the
+// ops port must stay private. Call it before Serve.
+func (s *Server) EnablePprof() {
+	s.extra["GET /debug/pprof/"] = http.HandlerFunc(pprof.Index)
+	s.extra["GET /debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
+	s.extra["GET /debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+	s.extra["GET /debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
+	s.extra["GET /debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
+}
 
 // Handler returns the mux (tests use it with httptest).
 func (s *Server) Handler() http.Handler {

@@ -9,13 +9,17 @@ const (
 	SuffixCounters   = "-counters"
 	SuffixAlarms     = "-alarms"
 	SuffixDeadLetter = "-deadletter"
+	// SuffixOrders names the order archive APP-orders (processor
+	// orderarchive): pk customer id or "_guest", sk "<date>#<invoice>#...",
+	// no TTL (an archive).
+	SuffixOrders = "-orders"
 	// SuffixAlarmTopic names the SNS topic APP-alarms.
 	SuffixAlarmTopic = "-alarms"
 )
 
 // FleetPlan is the plan for application app: the stream (when not nil), the
 // lease table APP (vmware-go-kcl-v2 compatible), APP-results, APP-counters,
-// APP-alarms, APP-deadletter and the SNS topic APP-alarms.
+// APP-alarms, APP-deadletter, APP-orders and the SNS topic APP-alarms.
 func FleetPlan(app string, stream *Stream) Plan {
 	return Plan{
 		Stream: stream,
@@ -25,6 +29,7 @@ func FleetPlan(app string, stream *Stream) Plan {
 			{Name: app + SuffixCounters, PartitionKey: "event", SortKey: "bucket", TTLAttribute: TTLAttribute},
 			{Name: app + SuffixAlarms, PartitionKey: "alarm", SortKey: "period"},
 			{Name: app + SuffixDeadLetter, PartitionKey: "pk", SortKey: "sk", TTLAttribute: TTLAttribute},
+			{Name: app + SuffixOrders, PartitionKey: "pk", SortKey: "sk"},
 		},
 		Topics: []string{app + SuffixAlarmTopic},
 	}

@@ -56,7 +56,7 @@ func TestApplyCreatesThenNoOp(t *testing.T) {
 	wantCreated := []string{
 		"stream/" + app + "-stream",
 		"table/" + app, "table/" + app + "-alarms", "table/" + app + "-counters",
-		"table/" + app + "-deadletter", "table/" + app + "-results",
+		"table/" + app + "-deadletter", "table/" + app + "-orders", "table/" + app + "-results",
 		"ttl/" + app + "-counters", "ttl/" + app + "-deadletter", "ttl/" + app + "-results",
 	}
 	if diff := cmp.Diff(wantCreated, first.Created); diff != "" {

@@ -28,6 +28,7 @@ func TestFleetPlan(t *testing.T) {
 			{Name: "shop-counters", PartitionKey: "event", SortKey: "bucket", TTLAttribute: "expires_at"},
 			{Name: "shop-alarms", PartitionKey: "alarm", SortKey: "period"},
 			{Name: "shop-deadletter", PartitionKey: "pk", SortKey: "sk", TTLAttribute: "expires_at"},
+			{Name: "shop-orders", PartitionKey: "pk", SortKey: "sk"},
 		},
 		Topics: []string{"shop-alarms"},
 	}

@@ -4,7 +4,9 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
 	"github.com/shardwatch/shardwatch/pkg/processors/counters"
+	"github.com/shardwatch/shardwatch/pkg/processors/histogram"
 	"github.com/shardwatch/shardwatch/pkg/processors/hrmetrics"
+	"github.com/shardwatch/shardwatch/pkg/processors/orderarchive"
 	"github.com/shardwatch/shardwatch/pkg/processors/orderflood"
 	"github.com/shardwatch/shardwatch/pkg/processors/topn"
 )
@@ -14,7 +16,9 @@ func Plugins() []processors.Plugin {
 	return []processors.Plugin{
 		botdetect.Plugin(),
 		counters.Plugin(),
+		histogram.Plugin(),
 		hrmetrics.Plugin(),
+		orderarchive.Plugin(),
 		orderflood.Plugin(),
 		topn.Plugin(),
 	}

@@ -2,7 +2,8 @@
 // event name (hit, order, 4xx, 5xx and clickstream event names) per UTC
 // minute and hour, written to the APP-counters table with partition key
 // event and sort key bucket ("2026-11-22T09" or "2026-11-22T09:41"), so
-// "last N hours" is one Query per event with sk BETWEEN.
+// "last N hours" is one Query per event with sk BETWEEN. Optional second
+// buckets ("2026-11-22T09:41:07", config seconds) feed live views.
 //
 // Exactness across shards and failover: the Emitter only writes whole
 // items, so shards never write the counters item's per-shard parts.

@@ -15,6 +15,9 @@ import (
 // Config is the histogram processor's settings (processors.histogram).
 type Config struct {
 	window.Config `yaml:",inline"`
+	// Name prefixes the item keys ("<name>#60s#<window start>"); give
+	// each histogram processor of one application its own name.
+	Name string `yaml:"name"`
 	// Buckets are the bucket upper bounds in bytes, ascending: bucket i
 	// counts responses of size in (Buckets[i-1], Buckets[i]], bucket 0
 	// those of size <= Buckets[0]; one more bucket counts everything above
@@ -40,6 +43,7 @@ func DefaultBuckets() []ByteSize {
 func DefaultConfig() Config {
 	return Config{
 		Config:   window.Config{Size: 60 * time.Second, Grace: 5 * time.Second, Idle: 30 * time.Second},
+		Name:     Name,
 		Buckets:  DefaultBuckets(),
 		TopK:     10,
 		MaxHosts: 1000,
@@ -53,7 +57,7 @@ const (
 	// maxHostLen and maxPathLen bound a stored host or path (longer ones
 	// are cut and suffixed with a hash, see clip).
 	maxHostLen = 100
-	maxPathLen = 256
+	maxPathLen = 512
 	// rowBudget bounds the host rows of one item: worst-case row bytes
 	// (host, then 19-digit numbers) times max_hosts.
 	rowBudget = 300_000
@@ -67,6 +71,8 @@ func (c Config) Validate(path string) error {
 		return err
 	}
 	switch {
+	case !validName(c.Name):
+		return processors.FieldError(path+".name", "%q: want 1-40 of a-z, 0-9, '-' and '_', starting with a letter or digit", c.Name)
 	case len(c.Buckets) < 1 || len(c.Buckets) > maxBuckets:
 		return processors.FieldError(path+".buckets", "must list 1 to %d upper bounds", maxBuckets)
 	case c.Buckets[0] < 0:
@@ -78,7 +84,7 @@ func (c Config) Validate(path string) error {
 	}
 	for i := 1; i < len(c.Buckets); i++ {
 		if c.Buckets[i] <= c.Buckets[i-1] {
-			return processors.FieldError(path+".buckets", "must be strictly ascending (%d after %d)", c.Buckets[i], c.Buckets[i-1])
+			return processors.FieldError(path+".buckets", "must be strictly ascending (%v after %v)", c.Buckets[i], c.Buckets[i-1])
 		}
 	}
 	if most := rowBudget / worstRow(len(c.Buckets)+1); c.MaxHosts > most {
@@ -149,4 +155,19 @@ func (b ByteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '-' || r == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

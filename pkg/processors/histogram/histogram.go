@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config, app processors.AppInfo, env processors
 	p := &Processor{
 		cfg: cfg, edges: cfg.Edges(), app: app, env: env,
 		log:  env.Logger.With(zap.String("processor", Name), zap.String("shard_id", env.Shard.ShardID)),
-		keys: Keys(cfg.Size),
+		keys: Keys(cfg.Name, cfg.Size),
 	}
 	p.windows = window.NewTracker(cfg.Config, p.newState)
 	if err := p.restore(ctx); err != nil {

@@ -12,9 +12,6 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
 )
 
-// Result name in item keys: "histogram#60s#<window start>".
-const resultName = "histogram"
-
 // Attribute names of histogram items (besides window's common ones).
 const (
 	attrEdges         = "edges"    // L of N: bucket upper bounds
@@ -31,8 +28,10 @@ const (
 	attrSkipped       = "skipped"
 )
 
-// Keys returns the item keys histogram uses for windows of size.
-func Keys(size time.Duration) window.Keys { return window.NewKeys(resultName, size) }
+// Keys returns the item keys of the histogram processor called name (the
+// name setting, default "histogram") with windows of size:
+// "<name>#60s#<window start>".
+func Keys(name string, size time.Duration) window.Keys { return window.NewKeys(name, size) }
 
 // PartialItem encodes p as the item of its window and shard.
 func PartialItem(table string, keys window.Keys, p *Partial, expires time.Time) processors.Item {

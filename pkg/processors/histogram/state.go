@@ -131,7 +131,7 @@ func (t *topK) offer(path, host string, bytes int64) {
 	if t.k == 0 || (len(t.h) == t.k && bytes < t.h[0].Bytes) {
 		return // fast path: cannot rank, and cannot raise a kept path
 	}
-	c := Large{Path: pathKey(path), Host: hostKey(host), Bytes: bytes}
+	c := Large{Path: PathKey(path), Host: hostKey(host), Bytes: bytes}
 	for i := range t.h {
 		if t.h[i].Path == c.Path {
 			if outranks(&c, &t.h[i]) {
@@ -205,9 +205,11 @@ func hostKey(h string) string {
 	return clip(h, maxHostLen)
 }
 
-// pathKey is the stored form of a request path: without the query string
-// (so /img?v=1 and /img?v=2 are one path), clipped.
-func pathKey(p string) string {
+// PathKey is the stored form of a request path in the largest-responses
+// lists: without the query string (so /img?v=1 and /img?v=2 are one
+// path), "-" when empty, and at most 512 bytes of valid UTF-8 (a longer or
+// invalid path keeps its valid prefix, then "~" and a hash of the whole).
+func PathKey(p string) string {
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}

@@ -148,11 +148,13 @@ func ParseGlobal(item map[string]types.AttributeValue) (Global, error) {
 // encodeRows writes entries as "key\tn1\tn2...\n" rows (text, one
 // allocation, no per-value DynamoDB type overhead: partials are rewritten
 // on every Flush). Keys holding a tab, newline or leading quote are
-// Go-quoted.
-func encodeRows(n int, row func(i int) (string, []int64)) string {
+// Go-quoted. row appends a row's numbers to nums (scratch, reused: a
+// returned slice literal would allocate per row).
+func encodeRows(n int, row func(i int, nums []int64) (string, []int64)) string {
 	b := make([]byte, 0, n*40)
+	var scratch [4]int64
 	for i := range n {
-		key, nums := row(i)
+		key, nums := row(i, scratch[:0])
 		if strings.ContainsAny(key, "\t\n") || strings.HasPrefix(key, `"`) {
 			b = strconv.AppendQuote(b, key)
 		} else {
@@ -197,8 +199,8 @@ func decodeRows(s string, width int, each func(key string, nums []int64)) error 
 }
 
 func entriesAttr(es []Entry) types.AttributeValue {
-	return window.Str(encodeRows(len(es), func(i int) (string, []int64) {
-		return es[i].Key, []int64{es[i].Requests, es[i].Bytes}
+	return window.Str(encodeRows(len(es), func(i int, nums []int64) (string, []int64) {
+		return es[i].Key, append(nums, es[i].Requests, es[i].Bytes)
 	}))
 }
 
@@ -213,9 +215,9 @@ func parseEntries(v types.AttributeValue) ([]Entry, error) {
 }
 
 func rankedAttr(rs []Ranked) types.AttributeValue {
-	return window.Str(encodeRows(len(rs), func(i int) (string, []int64) {
+	return window.Str(encodeRows(len(rs), func(i int, nums []int64) (string, []int64) {
 		r := &rs[i]
-		return r.Key, []int64{r.Requests, r.Bytes, r.ErrRequests, r.ErrBytes}
+		return r.Key, append(nums, r.Requests, r.Bytes, r.ErrRequests, r.ErrBytes)
 	}))
 }
 

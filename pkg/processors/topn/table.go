@@ -25,6 +25,8 @@ type table struct {
 	// restoredKeys is the previous owner's distinct key count.
 	restoredKeys int64
 	order        []int32 // scratch for top selection
+	vals         []int64 // scratch: the counts being selected on
+	sel          []int32 // scratch: the listed entries
 	mark         []bool  // scratch: entry listed
 }
 
@@ -73,24 +75,26 @@ func (t *table) keys() int64 { return max(int64(len(t.entries)), t.restoredKeys)
 // top returns the union of the m largest entries by requests and the m
 // largest by bytes (ordered by requests, then bytes, then key), plus the
 // bounds: the most requests and bytes any unlisted key can have.
+//
+// It runs on every Flush of an open window, so it avoids comparing
+// entries where it can: an integer selection finds the m-th largest count,
+// every entry above it is in, and only the entries tied with it are
+// ordered with the full comparison (bytes, then key).
 func (t *table) top(m int) (list []Entry, boundReq, boundBytes int64) {
 	n := len(t.entries)
+	t.sel = t.sel[:0]
 	if n <= m {
-		list = slices.Clone(t.entries)
-	} else {
-		t.order = t.order[:0]
 		for i := range n {
-			t.order = append(t.order, int32(i))
+			t.sel = append(t.sel, int32(i))
 		}
+	} else {
 		t.mark = slices.Grow(t.mark[:0], n)[:n]
 		clear(t.mark)
-		list = make([]Entry, 0, 2*m)
 		for _, byRequests := range []bool{true, false} {
-			selectTop(t.order, m, func(a, b int32) int { return compareEntry(&t.entries[a], &t.entries[b], byRequests) })
-			for _, i := range t.order[:m] {
+			for _, i := range t.largest(m, byRequests) {
 				if !t.mark[i] {
 					t.mark[i] = true
-					list = append(list, t.entries[i])
+					t.sel = append(t.sel, i)
 				}
 			}
 		}
@@ -101,8 +105,100 @@ func (t *table) top(m int) (list []Entry, boundReq, boundBytes int64) {
 			}
 		}
 	}
-	slices.SortFunc(list, func(a, b Entry) int { return compareEntry(&a, &b, true) })
+	// Sort indexes, not entries: moving entries (they hold strings) costs
+	// a write barrier per move while the GC runs.
+	slices.SortFunc(t.sel, func(a, b int32) int { return compareByRequests(&t.entries[a], &t.entries[b]) })
+	list = make([]Entry, len(t.sel))
+	for j, i := range t.sel {
+		list[j] = t.entries[i]
+	}
 	return list, max(boundReq, t.overflowReq-t.baseReq) + t.errReq, max(boundBytes, t.overflowBytes-t.baseBytes) + t.errBytes
+}
+
+// largest returns the indexes of the m (< len(entries)) largest entries
+// under compareEntry, in no particular order. The slice is scratch.
+func (t *table) largest(m int, byRequests bool) []int32 {
+	count := func(e *Entry) int64 {
+		if byRequests {
+			return e.Requests
+		}
+		return e.Bytes
+	}
+	t.vals = t.vals[:0]
+	for i := range t.entries {
+		t.vals = append(t.vals, count(&t.entries[i]))
+	}
+	// The m-th largest count: entries above it are in, entries below out.
+	nth := nthLargest(t.vals, m)
+	t.order = t.order[:0]
+	for i := range t.entries {
+		if count(&t.entries[i]) > nth {
+			t.order = append(t.order, int32(i))
+		}
+	}
+	above := len(t.order)
+	for i := range t.entries {
+		if count(&t.entries[i]) == nth {
+			t.order = append(t.order, int32(i))
+		}
+	}
+	if ties := t.order[above:]; len(ties) > m-above {
+		selectTop(ties, m-above, func(a, b int32) int { return compareEntry(&t.entries[a], &t.entries[b], byRequests) })
+	}
+	return t.order[:m]
+}
+
+// nthLargest returns the k-th largest value of v (1-based), reordering v.
+func nthLargest(v []int64, k int) int64 {
+	lo, hi, k := 0, len(v)-1, k-1 // v[k] after a descending partial sort
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// median of three, descending
+		if v[mid] > v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] > v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] > v[mid] {
+			v[hi], v[mid] = v[mid], v[hi]
+		}
+		pivot := v[mid]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] > pivot {
+				i++
+			}
+			for v[j] < pivot {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return v[k]
+		}
+	}
+	return v[k]
+}
+
+// compareByRequests is compareEntry(a, b, true), unrolled.
+func compareByRequests(a, b *Entry) int {
+	if a.Requests != b.Requests {
+		return cmp.Compare(b.Requests, a.Requests)
+	}
+	if a.Bytes != b.Bytes {
+		return cmp.Compare(b.Bytes, a.Bytes)
+	}
+	return strings.Compare(a.Key, b.Key)
 }
 
 // compareEntry orders larger counts first; ties by the other count, then
