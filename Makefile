@@ -30,8 +30,11 @@ WITH_STACK_ENV = eval "$$($(LOCALSTACK) env)" &&
 build: ## Build every binary into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-test: stack-up ## Start the local AWS stack if needed and run every test (unit + integration)
+test: stack-up browser-deps ## Start the local AWS stack if needed and run every test (unit + integration)
 	$(WITH_STACK_ENV) $(GO) test $(GOTEST_FLAGS) -timeout $(TEST_TIMEOUT) $(PKGS)
+
+browser-deps: ## Install Debian chromium + chromium-driver when missing (the dashboard's browser test)
+	scripts/browser-deps >/dev/null || echo "browser-deps: chromium unavailable; the dashboard browser test will skip (and fail in CI)" >&2
 
 test-short: ## Unit tests only: no local stack, integration tests skipped
 	SHARDWATCH_SKIP_INTEGRATION=1 $(GO) test -short -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)

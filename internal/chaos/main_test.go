@@ -89,10 +89,16 @@ func newFleetOn(t *testing.T, shards int32, kinesisURL, dynamoURL string, extra 
 	f.app = f.stream
 	testenv.CreateStream(t, f.stream, shards)
 	t.Cleanup(func() {
-		for _, tbl := range []string{f.app, f.app + "-results", f.app + "-counters", f.app + "-alarms"} {
+		for _, tbl := range []string{f.app, f.app + "-results", f.app + "-counters", f.app + "-alarms", f.app + "-deadletter"} {
 			testenv.DeleteTable(t, tbl)
 		}
+		testenv.DeleteTopic(t, testenv.TopicARN(f.app+"-alarms"))
 	})
+	setup := exec.CommandContext(t.Context(), consumerBin, "setup", "--app", f.app, "--stream", f.stream, "--shards", "0")
+	setup.Env = testenv.Environ(t)
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("consumer setup: %v\n%s", err, out)
+	}
 	f.env = append(testenv.Environ(t), "AWS_ENDPOINT_URL_KINESIS="+kinesisURL, "AWS_ENDPOINT_URL_DYNAMODB="+dynamoURL)
 	cfg := filepath.Join(f.dir, "consumer.yaml")
 	body := fmt.Sprintf(`stream: %s

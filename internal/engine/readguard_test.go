@@ -405,3 +405,28 @@ func TestGuardRewritesMalformedAggregatesFromKinesis(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a record holds, after the guard the engine's de-aggregator
+// neither fails nor panics, and every record yields at least one.
+func FuzzGuardedDeaggregation(f *testing.F) {
+	for _, b := range badAggregates(&testing.T{}) {
+		f.Add(b)
+	}
+	f.Add([]byte("plain"))
+	f.Add(aggregate([]byte{}))
+	g, err := NewReadGuard(ReadGuardOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := &kinesis.GetRecordsOutput{Records: []types.Record{{Data: data, SequenceNumber: aws.String("1"), PartitionKey: aws.String("k")}}}
+		g.guardRecords(out)
+		users, err := deagg.DeaggregateRecords(out.Records)
+		if err != nil {
+			t.Fatalf("engine de-aggregation fails after the guard: %v", err)
+		}
+		if len(users) == 0 {
+			t.Fatal("a record vanished")
+		}
+	})
+}

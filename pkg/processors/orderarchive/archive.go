@@ -2,12 +2,14 @@ package orderarchive
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
 	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
@@ -34,51 +36,110 @@ func Plugin() processors.Plugin {
 
 // NewFactory returns the Factory of processors with a validated cfg.
 func NewFactory(cfg Config, app processors.AppInfo) processors.Factory {
-	return func(_ context.Context, env processors.Env) (processors.Processor, error) {
-		return New(cfg, app, env), nil
+	return func(ctx context.Context, env processors.Env) (processors.Processor, error) {
+		return New(ctx, cfg, app, env)
 	}
 }
 
 // Processor is one shard lease's archive instance. Its only state is the
-// occurrence count of recent order lines.
+// occurrence count of the lines of the current invoice.
 type Processor struct {
+	cfg   Config
 	table string
+	app   processors.AppInfo
 	env   processors.Env
 	log   *zap.Logger
-	seen  lines
-	// archived counts lines emitted since the last metric.
-	archived int64
+	state stateKey
+
+	cur run
+	// pos is the newest position processed (any record kind).
+	pos window.Position
+	// gens are the runs at the last two flushes that followed new records,
+	// newest first: a next owner starts after one of them (see restore).
+	gens []gen
+	// restored are a previous owner's gens, applied at the first record.
+	restored []gen
+	orders   bool  // an order was seen or state restored: keep state
+	archived int64 // lines emitted since the last metric
 }
 
 var _ processors.Processor = (*Processor)(nil)
 
-// New returns a processor for env.Shard. There is nothing to restore:
-// items are keyed by content, so replayed records rewrite the same items.
-func New(cfg Config, app processors.AppInfo, env processors.Env) *Processor {
-	return &Processor{
-		table: cfg.TableName(app),
-		env:   env,
+// New returns a processor for env.Shard, loading the shard's state item
+// (the counts of the invoice a previous owner was in the middle of).
+func New(ctx context.Context, cfg Config, app processors.AppInfo, env processors.Env) (*Processor, error) {
+	table := cfg.TableName(app)
+	p := &Processor{
+		cfg: cfg, table: table, app: app, env: env,
 		log:   env.Logger.With(zap.String("processor", Name), zap.String("shard_id", env.Shard.ShardID)),
-		seen:  newLines(cfg.MaxLines),
+		state: newStateKey(table, env.Shard.ShardID),
 	}
+	items, err := env.Store.Query(ctx, app.Tables.Results, AttrPK, p.state.pk, AttrSK, p.state.sk, p.state.sk)
+	if err != nil {
+		return nil, fmt.Errorf("orderarchive: shard %s: load state: %w", env.Shard.ShardID, err)
+	}
+	if len(items) > 0 {
+		gens, err := parseState(items[0])
+		if err != nil {
+			// Losing the state costs at most one repeated line of one
+			// invoice; refusing the lease would stop the shard.
+			p.log.Warn("ignoring malformed state item", zap.Error(err))
+		}
+		p.restored, p.gens = gens, gens
+		p.orders = len(gens) > 0
+	}
+	return p, nil
 }
 
 // Process emits one archive item per order record.
 func (p *Processor) Process(_ context.Context, recs []records.Record, out processors.Emitter) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if p.restored != nil {
+		p.resume(window.PositionOf(&recs[0].Meta))
+	}
 	for i := range recs {
 		r := &recs[i]
 		if r.Kind != records.KindOrder {
 			continue
 		}
+		p.orders = true
 		k := KeyOf(r)
-		out.Put(Item(p.table, k, p.seen.next(k.PK+"\x00"+k.Prefix), r))
+		out.Put(Item(p.table, k, p.cur.next(k, p.cfg.MaxLines), r))
 		p.archived++
 	}
+	p.pos = window.PositionOf(&recs[len(recs)-1].Meta).Clone()
 	return nil
 }
 
-// Flush reports the lines archived since the last Flush.
+// resume continues the run of the newest restored generation that ends
+// before first, the lease's first record: the previous owner's state at
+// the checkpoint this lease starts from. A generation at or after first
+// covers records this lease is about to process again.
+func (p *Processor) resume(first window.Position) {
+	for _, g := range p.restored {
+		if g.pos.Compare(first) < 0 {
+			p.cur = g.run.clone()
+			break
+		}
+	}
+	p.restored = nil
+}
+
+// Flush saves the current invoice's counts (when records arrived since the
+// last save) and reports the lines archived.
 func (p *Processor) Flush(_ context.Context, out processors.Emitter) error {
+	if p.orders && !p.pos.IsZero() && (len(p.gens) == 0 || p.pos.Compare(p.gens[0].pos) > 0) {
+		g := gen{pos: p.pos, run: p.cur.clone()}
+		if len(p.gens) > 0 {
+			p.gens = []gen{g, p.gens[0]}
+		} else {
+			p.gens = []gen{g}
+		}
+		now := p.env.Clock.Now()
+		out.Put(stateItem(p.app.Tables.Results, p.state, p.env.Shard.ShardID, p.gens, now.Add(p.app.RetentionOrDefault())))
+	}
 	if p.archived > 0 {
 		out.Metric(processors.Datum{
 			Name: "ArchivedOrders", Unit: "Count", Time: p.env.Clock.Now().Truncate(time.Second),
@@ -90,47 +151,16 @@ func (p *Processor) Flush(_ context.Context, out processors.Emitter) error {
 	return nil
 }
 
-// Close ends the lease. Every item was emitted with its batch, so there is
-// nothing left to write; on a lost lease even the metric is dropped.
+// Close ends the lease. Every item was emitted with its batch; Flush
+// saves the state for the next owner. On a lost lease nothing is emitted.
 func (p *Processor) Close(ctx context.Context, reason processors.Reason, out processors.Emitter) error {
 	if reason == processors.LeaseLost {
-		p.seen = newLines(p.seen.max)
-		p.archived = 0
+		p.cur, p.gens, p.restored, p.archived = run{}, nil, nil, 0
 		return nil
 	}
 	return p.Flush(ctx, out)
 }
 
-// StateSize returns the order lines remembered (for the conformance kit's
-// bounded-state check).
-func (p *Processor) StateSize() int { return len(p.seen.count) }
-
-// lines counts occurrences of order lines, forgetting the oldest line once
-// max are remembered (a ring of insertion order).
-type lines struct {
-	max   int
-	count map[string]int32
-	ring  []string
-	head  int
-}
-
-func newLines(max int) lines {
-	return lines{max: max, count: make(map[string]int32, min(max, 1024))}
-}
-
-// next counts one more occurrence of key and returns its number, from 1.
-func (l *lines) next(key string) int {
-	if n, ok := l.count[key]; ok {
-		l.count[key] = n + 1
-		return int(n + 1)
-	}
-	if len(l.ring) < l.max {
-		l.ring = append(l.ring, key)
-	} else {
-		delete(l.count, l.ring[l.head])
-		l.ring[l.head] = key
-		l.head = (l.head + 1) % l.max
-	}
-	l.count[key] = 1
-	return 1
-}
+// StateSize returns the lines counted for the current invoice (for the
+// conformance kit's bounded-state check).
+func (p *Processor) StateSize() int { return len(p.cur.counts) }

@@ -117,6 +117,20 @@ func (k LineKey) Key(n int) string {
 	return k.Prefix + strconv.Itoa(n)
 }
 
+// invoice returns the "<date>#<invoice>" part of the key, which identifies
+// the invoice within the customer.
+func (k LineKey) invoice() string {
+	i := strings.IndexByte(k.Prefix, '#')
+	if i < 0 {
+		return k.Prefix
+	}
+	j := strings.IndexByte(k.Prefix[i+1:], '#')
+	if j < 0 {
+		return k.Prefix
+	}
+	return k.Prefix[:i+1+j]
+}
+
 // date returns the invoice date part of the key.
 func (k LineKey) date() string {
 	d, _, _ := strings.Cut(k.Prefix, "#")

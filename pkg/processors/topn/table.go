@@ -24,10 +24,11 @@ type table struct {
 	baseReq, baseBytes int64
 	// restoredKeys is the previous owner's distinct key count.
 	restoredKeys int64
-	order        []int32 // scratch for top selection
-	vals         []int64 // scratch: the counts being selected on
-	sel          []int32 // scratch: the listed entries
-	mark         []bool  // scratch: entry listed
+	order        []int32   // scratch for top selection
+	vals         []int64   // scratch: the counts being selected on
+	sel          []int32   // scratch: the listed entries
+	sorted       []sortKey // scratch: their order
+	mark         []bool    // scratch: entry listed
 }
 
 func newTable(max, hint int) *table {
@@ -105,12 +106,26 @@ func (t *table) top(m int) (list []Entry, boundReq, boundBytes int64) {
 			}
 		}
 	}
-	// Sort indexes, not entries: moving entries (they hold strings) costs
-	// a write barrier per move while the GC runs.
-	slices.SortFunc(t.sel, func(a, b int32) int { return compareByRequests(&t.entries[a], &t.entries[b]) })
-	list = make([]Entry, len(t.sel))
-	for j, i := range t.sel {
-		list[j] = t.entries[i]
+	// Sort compact copies of the counts, not entries: moving an entry
+	// (it holds a string) costs a write barrier while the GC runs, and
+	// comparing through indexes jumps around memory.
+	t.sorted = t.sorted[:0]
+	for _, i := range t.sel {
+		e := &t.entries[i]
+		t.sorted = append(t.sorted, sortKey{req: e.Requests, bytes: e.Bytes, i: i})
+	}
+	slices.SortFunc(t.sorted, func(a, b sortKey) int {
+		switch {
+		case a.req != b.req:
+			return cmp.Compare(b.req, a.req)
+		case a.bytes != b.bytes:
+			return cmp.Compare(b.bytes, a.bytes)
+		}
+		return strings.Compare(t.entries[a.i].Key, t.entries[b.i].Key)
+	})
+	list = make([]Entry, len(t.sorted))
+	for j, k := range t.sorted {
+		list[j] = t.entries[k.i]
 	}
 	return list, max(boundReq, t.overflowReq-t.baseReq) + t.errReq, max(boundBytes, t.overflowBytes-t.baseBytes) + t.errBytes
 }
@@ -190,15 +205,10 @@ func nthLargest(v []int64, k int) int64 {
 	return v[k]
 }
 
-// compareByRequests is compareEntry(a, b, true), unrolled.
-func compareByRequests(a, b *Entry) int {
-	if a.Requests != b.Requests {
-		return cmp.Compare(b.Requests, a.Requests)
-	}
-	if a.Bytes != b.Bytes {
-		return cmp.Compare(b.Bytes, a.Bytes)
-	}
-	return strings.Compare(a.Key, b.Key)
+// sortKey is an entry's counts and index, for sorting.
+type sortKey struct {
+	req, bytes int64
+	i          int32
 }
 
 // compareEntry orders larger counts first; ties by the other count, then
