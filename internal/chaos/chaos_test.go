@@ -14,6 +14,7 @@ import (
 // long, randomised version.
 func TestChaosCI(t *testing.T) {
 	integration(t)
+	t.Parallel()
 	seed := uint64(20261122)
 	if v := os.Getenv("SHARDWATCH_CHAOS_SEED"); v != "" {
 		s, err := strconv.ParseUint(v, 10, 64)

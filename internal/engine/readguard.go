@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/shardwatch/shardwatch/pkg/kpl"
 )
@@ -264,6 +265,9 @@ func (g *ReadGuard) guardRecords(res *kinesis.GetRecordsOutput) int {
 		if !kpl.IsAggregated(r.Data) {
 			continue
 		}
+		if validAggregate(r.Data[kpl.MagicLen : len(r.Data)-kpl.DigestLen]) {
+			continue // the common case, checked without allocating
+		}
 		reason := ""
 		users, err := kpl.Deaggregate(kpl.UserRecord{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data})
 		switch {
@@ -304,4 +308,117 @@ func (g *ReadGuard) unwrap(data []byte) (reason string, orig []byte, ok bool) {
 	}
 	rest = rest[k:]
 	return string(rest[:n]), rest[n:], true
+}
+
+// validAggregate walks the protobuf body of an aggregate without decoding
+// it and reports whether the engine can de-aggregate it: well-formed wire
+// data, at least one record, every record with a partition-key index and
+// data, indexes inside the key tables, every tag with a key (proto2
+// required fields). A differential fuzz test holds it to kpl.Deaggregate.
+func validAggregate(b []byte) bool {
+	keys, hashKeys, records := 0, 0, 0
+	for rest := b; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return false
+		}
+		rest = rest[n:]
+		if typ == protowire.BytesType && num >= 1 && num <= 3 {
+			_, n = protowire.ConsumeBytes(rest)
+			switch num {
+			case 1:
+				keys++
+			case 2:
+				hashKeys++
+			case 3:
+				records++
+			}
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, rest)
+		}
+		if n < 0 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if records == 0 {
+		return false
+	}
+	for rest := b; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		rest = rest[n:]
+		if num == 3 && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(rest)
+			if !validRecord(v, uint64(keys), uint64(hashKeys)) {
+				return false
+			}
+			rest = rest[m:]
+			continue
+		}
+		if typ == protowire.BytesType && (num == 1 || num == 2) {
+			_, n = protowire.ConsumeBytes(rest)
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, rest)
+		}
+		rest = rest[n:]
+	}
+	return true
+}
+
+func validRecord(b []byte, keys, hashKeys uint64) bool {
+	var pk, ehk uint64
+	hasPK, hasEHK, hasData := false, false, false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			pk, n = protowire.ConsumeVarint(b)
+			hasPK = true
+		case num == 2 && typ == protowire.VarintType:
+			ehk, n = protowire.ConsumeVarint(b)
+			hasEHK = true
+		case num == 3 && typ == protowire.BytesType:
+			_, n = protowire.ConsumeBytes(b)
+			hasData = true
+		case num == 4 && typ == protowire.BytesType:
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
+			if n >= 0 && !validTag(v) {
+				return false
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return hasPK && hasData && pk < keys && (!hasEHK || ehk < hashKeys)
+}
+
+func validTag(b []byte) bool {
+	hasKey := false
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			_, n = protowire.ConsumeBytes(b)
+			hasKey = true
+		} else {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return hasKey
 }

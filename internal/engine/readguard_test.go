@@ -38,7 +38,7 @@ func aggregate(body []byte) []byte {
 	return append(out, sum[:]...)
 }
 
-func marshal(t *testing.T, m *rec.AggregatedRecord) []byte {
+func marshal(t testing.TB, m *rec.AggregatedRecord) []byte {
 	t.Helper()
 	b, err := proto.MarshalOptions{AllowPartial: true}.Marshal(protoadapt.MessageV2Of(m))
 	if err != nil {
@@ -61,7 +61,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // badAggregates are KPL records that pass the magic and digest test but
 // cannot be de-aggregated. The engine's de-aggregator drops the whole
 // batch for the first kinds and panics on the second.
-func badAggregates(t *testing.T) map[string][]byte {
+func badAggregates(t testing.TB) map[string][]byte {
 	good := marshal(t, &rec.AggregatedRecord{
 		PartitionKeyTable: []string{"a", "b"},
 		Records: []*rec.Record{
@@ -409,7 +409,7 @@ func TestGuardRewritesMalformedAggregatesFromKinesis(t *testing.T) {
 // Whatever a record holds, after the guard the engine's de-aggregator
 // neither fails nor panics, and every record yields at least one.
 func FuzzGuardedDeaggregation(f *testing.F) {
-	for _, b := range badAggregates(&testing.T{}) {
+	for _, b := range badAggregates(f) {
 		f.Add(b)
 	}
 	f.Add([]byte("plain"))
@@ -427,6 +427,72 @@ func FuzzGuardedDeaggregation(f *testing.F) {
 		}
 		if len(users) == 0 {
 			t.Fatal("a record vanished")
+		}
+	})
+}
+
+// The guard's cost per GetRecords record: plain records (the common case)
+// and valid 50-record aggregates (checked once before the engine
+// de-aggregates them again).
+func BenchmarkGuardRecords(b *testing.B) {
+	g, err := NewReadGuard(ReadGuardOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain := make([]types.Record, 500)
+	for i := range plain {
+		plain[i] = types.Record{Data: []byte(`{"ip":"10.0.0.1","path":"/x","status":200,"bytes":512,"timestamp":"2026-11-22T09:41:07Z"}`)}
+	}
+	agg, err := kpl.NewAggregate(kpl.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := agg.Add("k"+strconv.Itoa(i%5), plain[0].Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enc, _, err := agg.Finish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	aggs := make([]types.Record, 10)
+	for i := range aggs {
+		aggs[i] = types.Record{Data: enc.Data, PartitionKey: aws.String("k0")}
+	}
+	for _, bc := range []struct {
+		name string
+		recs []types.Record
+		per  int
+	}{{"plain-500", plain, 500}, {"aggregates-10x50", aggs, 500}} {
+		b.Run(bc.name, func(b *testing.B) {
+			out := &kinesis.GetRecordsOutput{Records: bc.recs}
+			b.ReportAllocs()
+			for b.Loop() {
+				g.guardRecords(out)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bc.per), "ns/user-record")
+		})
+	}
+}
+
+// validAggregate agrees with kpl.Deaggregate (the full decode) on every
+// body: it accepts exactly what de-aggregates into at least one record.
+func FuzzValidAggregateMatchesDeaggregate(f *testing.F) {
+	for _, b := range badAggregates(f) {
+		f.Add(b[len(kplMagic) : len(b)-md5.Size])
+	}
+	f.Add(marshal(f, &rec.AggregatedRecord{PartitionKeyTable: []string{"a"}, ExplicitHashKeyTable: []string{"1"},
+		Records: []*rec.Record{{PartitionKeyIndex: u64(0), ExplicitHashKeyIndex: u64(0), Data: []byte("x"), Tags: []*rec.Tag{{Key: new("k")}}}}}))
+	f.Add(marshal(f, &rec.AggregatedRecord{PartitionKeyTable: []string{"a"}, Records: []*rec.Record{{PartitionKeyIndex: u64(0), Data: []byte("x"), Tags: []*rec.Tag{{Value: new("v")}}}}}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !kpl.IsAggregated(aggregate(body)) {
+			return // an empty body: not an aggregate, the guard never looks
+		}
+		users, err := kpl.Deaggregate(kpl.UserRecord{PartitionKey: "p", Data: aggregate(body)})
+		want := err == nil && len(users) > 0
+		if got := validAggregate(body); got != want {
+			t.Fatalf("validAggregate = %v; kpl.Deaggregate: %d records, %v", got, len(users), err)
 		}
 	})
 }

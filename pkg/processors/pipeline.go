@@ -18,7 +18,9 @@ type Decoder interface {
 }
 
 // Raw is one user record as read from the stream (after KPL
-// de-aggregation), before decoding.
+// de-aggregation), before decoding. Data must stay unmodified once the
+// batch is handed to Process: decoded records' strings may point into it
+// (see records.PayloadAliaser).
 type Raw struct {
 	Data []byte
 	Meta records.Meta
@@ -159,6 +161,12 @@ func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) 
 	dec, err := cfg.NewDecoder()
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: decoder: %w", shard.ShardID, err)
+	}
+	// Payloads are never modified (Raw) and processors copy the strings
+	// they keep (Record), so decoded strings may slice the payloads
+	// instead of a copy of each: one allocation less per record.
+	if a, ok := dec.(records.PayloadAliaser); ok {
+		a.AliasPayload(true)
 	}
 	p := &ShardPipeline{
 		cfg:   cfg,

@@ -60,7 +60,8 @@ func (f *Format) UnmarshalText(b []byte) error {
 //
 // Decode resets every field of r except r.Meta, then fills it. Strings in
 // r share one backing array per record (copy them with strings.Clone to
-// keep them past the batch); data is not retained. On error r has
+// keep them past the batch); data is not retained, unless the decoder
+// aliases payloads (see PayloadAliaser). On error r has
 // KindUnknown. The error is ErrHeader for header records (skip them) or a
 // *DecodeError. Decode never panics.
 //

@@ -1,6 +1,9 @@
 package records
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+	"unsafe"
+)
 
 // textDec says how a field's raw bytes become its text.
 type textDec uint8
@@ -61,6 +64,8 @@ type strtab struct {
 	spans   [numTextFields]textSpan
 	set     uint16 // bit i: spans[i] is registered
 	rewrite bool
+	// alias: slice the payload itself instead of a copy (AliasPayload).
+	alias   bool
 	scratch []byte
 }
 
@@ -99,7 +104,13 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 	var texts [numTextFields]string // on the stack: no write barriers
 	if t.set != 0 {
 		if !t.rewrite {
-			s := string(data)
+			var s string
+			if t.alias {
+				// The caller promised not to modify data (AliasPayload).
+				s = unsafe.String(unsafe.SliceData(data), len(data))
+			} else {
+				s = string(data)
+			}
 			for f := range numTextFields {
 				if t.set&(1<<f) != 0 {
 					texts[f] = s[t.spans[f].start:t.spans[f].end]

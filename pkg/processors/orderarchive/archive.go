@@ -106,7 +106,7 @@ func (p *Processor) Process(_ context.Context, recs []records.Record, out proces
 		}
 		p.orders = true
 		k := KeyOf(r)
-		out.Put(Item(p.table, k, p.cur.next(k, p.cfg.MaxLines), r))
+		out.Put(Item(p.table, k, p.cur.next(k, r.Meta.ArrivalTime, p.cfg.InvoiceGap, p.cfg.MaxLines), r))
 		p.archived++
 	}
 	p.pos = window.PositionOf(&recs[len(recs)-1].Meta).Clone()

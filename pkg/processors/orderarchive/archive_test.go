@@ -47,7 +47,8 @@ func TestConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"", "demo", ""},
-		{"table: archive\nmax_lines: 5\n", "", ""},
+		{"table: archive\nmax_lines: 5\ninvoice_gap: 0s\n", "", ""},
+		{"invoice_gap: -1s\n", "demo", "processors.orderarchive.invoice_gap: must be >= 0"},
 		{"", "", "processors.orderarchive.table: required when the application name is empty"},
 		{"tabel: x\n", "demo", "processors.orderarchive.tabel: unknown field (line 1)"},
 		{"max_lines: 0\n", "demo", "processors.orderarchive.max_lines: must be between 1 and 2000"},
@@ -327,8 +328,9 @@ func countLines(t *testing.T) int {
 }
 
 // TestLineNumbers: identical lines are numbered within their invoice;
-// the count restarts with the next invoice (so an order produced again
-// later numbers from 1 again), and stops at max_lines distinct lines.
+// the count restarts with the next invoice and when the invoice arrives
+// again after invoice_gap (an order produced again numbers from 1 again),
+// and stops at max_lines distinct lines.
 func TestLineNumbers(t *testing.T) {
 	f, err := build(t, "max_lines: 2\n", app)
 	if err != nil {
@@ -341,7 +343,10 @@ func TestLineNumbers(t *testing.T) {
 	recs := processortest.Sequence("s", []records.Record{
 		line("a", "x"), line("a", "x"), line("a", "y"), line("a", "x"), line("a", "z"), line("a", "z"),
 		line("b", "x"), line("a", "x"), line("a", "x"),
+		line("a", "x"), line("a", "x"), // produced again two minutes later
 	})
+	recs[9].Meta.ArrivalTime = t0.Add(2 * time.Minute)
+	recs[10].Meta.ArrivalTime = t0.Add(2 * time.Minute)
 	h := &processortest.Harness{Factory: f, Store: processortest.NewStore(), Clock: processortest.NewClock(t0), Shard: processors.Shard{ShardID: "s"}}
 	p, err := h.Start(t.Context())
 	if err != nil {
@@ -362,15 +367,15 @@ func TestLineNumbers(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s%s%d", o.Invoice, o.StockCode, o.Line))
 	}
-	want := []string{"ax1", "ax2", "ay1", "ax3", "az1", "az1", "bx1", "ax1", "ax2"}
+	want := []string{"ax1", "ax2", "ay1", "ax3", "az1", "az1", "bx1", "ax1", "ax2", "ax1", "ax2"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("lines (-want +got):\n%s", diff)
 	}
 	if n := p.(processortest.StateSizer).StateSize(); n != 1 {
 		t.Errorf("StateSize %d, want 1 (invoice a's one line)", n)
 	}
-	if len(rec.Data) != 1 || rec.Data[0].Value != 9 {
-		t.Errorf("metrics %+v, want ArchivedOrders 9", rec.Data)
+	if len(rec.Data) != 1 || rec.Data[0].Value != 11 {
+		t.Errorf("metrics %+v, want ArchivedOrders 11", rec.Data)
 	}
 }
 
@@ -415,13 +420,13 @@ func TestResumeMidInvoice(t *testing.T) {
 	}
 	ref := harness()
 	lease(ref, 0, len(recs))
-	want := ref.Store.Items(table)
+	want := ref.Store.Dump()[table]
 	for cut := batch; cut < len(recs); cut += batch {
 		for _, back := range []int{0, batch} { // resume at the checkpoint, or replay the last batch
 			h := harness()
 			lease(h, 0, cut)
 			lease(h, cut-back, len(recs))
-			if diff := cmp.Diff(want, h.Store.Items(table)); diff != "" {
+			if diff := cmp.Diff(want, h.Store.Dump()[table]); diff != "" {
 				t.Errorf("handover after record %d, next owner from %d (-want +got):\n%s", cut, cut-back, diff)
 			}
 		}

@@ -1,6 +1,8 @@
 package orderarchive
 
 import (
+	"time"
+
 	"github.com/shardwatch/shardwatch/pkg/processors"
 )
 
@@ -14,10 +16,14 @@ type Config struct {
 	// larger invoice are all numbered 1. The largest invoice of the
 	// December 2010 data has 675 lines.
 	MaxLines int `yaml:"max_lines"`
+	// InvoiceGap restarts the count when lines of the same invoice arrive
+	// (Kinesis arrival time) this far apart: the same order produced again
+	// right after itself is a replay, not more identical lines. 0 = off.
+	InvoiceGap time.Duration `yaml:"invoice_gap"`
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{MaxLines: 1000} }
+func DefaultConfig() Config { return Config{MaxLines: 1000, InvoiceGap: time.Minute} }
 
 // maxMaxLines keeps the state item (two generations of one invoice's
 // line keys, ~70 bytes each) below DynamoDB's 400 KB.
@@ -33,6 +39,8 @@ func (c Config) Validate(path string, app processors.AppInfo) error {
 		return processors.FieldError(path+".table", "must be at most 255 characters")
 	case c.MaxLines < 1 || c.MaxLines > maxMaxLines:
 		return processors.FieldError(path+".max_lines", "must be between 1 and %d", maxMaxLines)
+	case c.InvoiceGap < 0:
+		return processors.FieldError(path+".invoice_gap", "must be >= 0")
 	case app.Tables.Results == "":
 		return processors.FieldError(path, "needs the application's results table (for its per-shard state)")
 	}

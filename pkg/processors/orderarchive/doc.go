@@ -9,5 +9,7 @@
 // by its stream position: a replay after a failover, or the same file
 // produced twice, rewrites the same items instead of adding duplicates.
 // Identical lines of one invoice (they exist in real data) are told apart
-// by their occurrence number within the invoice; see Key.
+// by their occurrence number within the invoice, counted per shard in
+// arrival order; the count of the invoice in progress is saved at every
+// Flush, so a new lease owner continues it instead of starting over.
 package orderarchive

@@ -138,33 +138,76 @@ func (k LineKey) date() string {
 }
 
 // Item returns the archive item of the n-th occurrence of order line r.
+//
+// It allocates little (it runs for every order of the chain): every
+// string and number of the item is copied into one buffer (record strings
+// may alias the batch payload, and an item may outlive it), and the
+// attribute values live in two small arrays.
 func Item(table string, k LineKey, n int, r *records.Record) processors.Item {
-	sk := k.Key(n)
+	customer, invoice, stock := clip(r.CustomerID, maxTextLen), clip(r.InvoiceNo, maxTextLen), clip(r.StockCode, maxTextLen)
+	desc, country := clip(r.Description, maxTextLen), clip(r.Country, maxTextLen)
+	var nb [3][32]byte
+	qty := strconv.AppendInt(nb[0][:0], r.Quantity, 10)
+	price := appendPrice(nb[1][:0], r.UnitPrice)
+	line := strconv.AppendInt(nb[2][:0], int64(n), 10)
+
+	var b strings.Builder
+	b.Grow(len(k.PK) + 1 + len(k.Prefix) + 3 + len(line) + len(customer) + len(invoice) + len(stock) +
+		len(desc) + len(country) + len(qty) + len(price))
+	// The item key is "pk NUL sk"; pk and sk are its two halves.
+	b.WriteString(k.PK)
+	b.WriteByte(0)
+	b.WriteString(k.Prefix)
+	for i := len(line); i < 3; i++ {
+		b.WriteByte('0')
+	}
+	b.Write(line)
+	keyEnd := b.Len()
+	var off [8]int
+	for i, f := range [...]string{customer, invoice, stock, desc, country, string(qty), string(price)} {
+		off[i] = b.Len()
+		b.WriteString(f)
+	}
+	off[7] = b.Len()
+	all := b.String()
+	field := func(i int) string { return all[off[i]:off[i+1]] }
+	key := all[:keyEnd]
+
+	var sv [8]types.AttributeValueMemberS
+	var nv [3]types.AttributeValueMemberN
+	svs, nvs := sv[:0], nv[:0]
 	m := make(map[string]types.AttributeValue, 12)
-	pk := strings.Clone(k.PK)
-	m[AttrPK] = &types.AttributeValueMemberS{Value: pk}
-	m[AttrSK] = &types.AttributeValueMemberS{Value: sk} // built here: not aliased
-	if r.CustomerID != "" {
-		m[attrCustomer] = str(clip(r.CustomerID, maxTextLen))
+	putS := func(name, v string) {
+		svs = append(svs, types.AttributeValueMemberS{Value: v})
+		m[name] = &svs[len(svs)-1]
 	}
-	m[attrInvoice] = str(clip(r.InvoiceNo, maxTextLen))
-	m[attrStockCode] = str(clip(r.StockCode, maxTextLen))
-	if r.Description != "" {
-		m[attrDescription] = str(clip(r.Description, maxTextLen))
+	putN := func(name, v string) {
+		nvs = append(nvs, types.AttributeValueMemberN{Value: v})
+		m[name] = &nvs[len(nvs)-1]
 	}
-	m[attrQuantity] = &types.AttributeValueMemberN{Value: strconv.FormatInt(r.Quantity, 10)}
-	if p := formatPrice(r.UnitPrice); p != "" {
-		m[attrUnitPrice] = &types.AttributeValueMemberN{Value: p}
+	putS(AttrPK, key[:len(k.PK)])
+	putS(AttrSK, key[len(k.PK)+1:])
+	if customer != "" {
+		putS(attrCustomer, field(0))
 	}
-	m[attrInvoiceDate] = &types.AttributeValueMemberS{Value: k.date()}
-	if r.Country != "" {
-		m[attrCountry] = str(clip(r.Country, maxTextLen))
+	putS(attrInvoice, field(1))
+	putS(attrStockCode, field(2))
+	if desc != "" {
+		putS(attrDescription, field(3))
 	}
+	putS(attrInvoiceDate, k.date())
+	if country != "" {
+		putS(attrCountry, field(4))
+	}
+	putN(attrQuantity, field(5))
+	if len(price) > 0 {
+		putN(attrUnitPrice, field(6))
+	}
+	putN(attrLine, key[len(key)-len(line):]) // the sort key ends with it
 	if r.IsCancellation() {
 		m[attrCancelled] = &types.AttributeValueMemberBOOL{Value: true}
 	}
-	m[attrLine] = &types.AttributeValueMemberN{Value: strconv.Itoa(n)}
-	return processors.Item{Table: table, Key: pk + "\x00" + sk, Attrs: m}
+	return processors.Item{Table: table, Key: key, Attrs: m}
 }
 
 // Order is an archived order line as read back (by `consumer query`).

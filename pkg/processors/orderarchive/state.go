@@ -20,19 +20,26 @@ import (
 // numbers its lines from 1 again instead of continuing.
 type run struct {
 	pk, invoice string           // the current invoice: customer key and "<date>#<invoice>"
+	last        time.Time        // arrival time of its newest line
 	counts      map[string]int32 // line key prefix -> occurrences so far
 }
 
-// next counts one more occurrence of line k and returns its number, from
-// 1. Beyond max distinct lines in one invoice, new lines are not counted
-// (all number 1).
-func (r *run) next(k LineKey, max int) int {
-	if inv := k.invoice(); k.PK != r.pk || inv != r.invoice {
+// next counts one more occurrence of line k, arrived at arrival, and
+// returns its number, from 1. A line of another invoice, or of the same
+// invoice more than gap after the previous line, starts a new count.
+// Beyond max distinct lines in one invoice, new lines are not counted (all
+// number 1).
+func (r *run) next(k LineKey, arrival time.Time, gap time.Duration, max int) int {
+	late := gap > 0 && !r.last.IsZero() && arrival.Sub(r.last) > gap
+	if inv := k.invoice(); late || k.PK != r.pk || inv != r.invoice {
 		r.pk, r.invoice = strings.Clone(k.PK), inv
 		if r.counts == nil {
 			r.counts = make(map[string]int32, 64)
 		}
 		clear(r.counts)
+	}
+	if arrival.After(r.last) {
+		r.last = arrival
 	}
 	n, ok := r.counts[k.Prefix]
 	if !ok && len(r.counts) >= max {
@@ -42,7 +49,9 @@ func (r *run) next(k LineKey, max int) int {
 	return int(n + 1)
 }
 
-func (r run) clone() run { return run{pk: r.pk, invoice: r.invoice, counts: maps.Clone(r.counts)} }
+func (r run) clone() run {
+	return run{pk: r.pk, invoice: r.invoice, last: r.last, counts: maps.Clone(r.counts)}
+}
 
 // gen is the run at a flush, with the newest position it covers.
 type gen struct {
@@ -60,8 +69,9 @@ func newStateKey(table, shardID string) stateKey {
 }
 
 // Attributes of the state item, per generation i (0 newest, 1 previous):
-// gen<i>_pos, gen<i>_pk and gen<i>_invoice (the invoice), gen<i>_lines
-// (rows "prefix\tcount\n").
+// gen<i>_pos, gen<i>_pk and gen<i>_invoice (the invoice), gen<i>_last
+// (arrival of its newest line, RFC 3339 nano), gen<i>_lines (rows
+// "prefix\tcount\n").
 const stateGens = 2
 
 func stateItem(table string, k stateKey, shardID string, gens []gen, expires time.Time) processors.Item {
@@ -78,6 +88,9 @@ func stateItem(table string, k stateKey, shardID string, gens []gen, expires tim
 		m[p+"pos"] = str(g.pos.String())
 		m[p+"pk"] = str(g.run.pk)
 		m[p+"invoice"] = str(g.run.invoice)
+		if !g.run.last.IsZero() {
+			m[p+"last"] = str(g.run.last.UTC().Format(time.RFC3339Nano))
+		}
 		var b strings.Builder
 		for _, prefix := range slices.Sorted(maps.Keys(g.run.counts)) {
 			b.WriteString(prefix)
@@ -107,6 +120,11 @@ func parseState(item map[string]types.AttributeValue) ([]gen, error) {
 		g := gen{pos: pos, run: run{counts: map[string]int32{}}}
 		g.run.pk, _ = getStr(item, p+"pk")
 		g.run.invoice, _ = getStr(item, p+"invoice")
+		if s, ok := getStr(item, p+"last"); ok {
+			if g.run.last, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return gens, fmt.Errorf("%w: %s %q", ErrBadItem, p+"last", s)
+			}
+		}
 		lines, _ := getStr(item, p+"lines")
 		for row := range strings.SplitSeq(strings.TrimSuffix(lines, "\n"), "\n") {
 			if row == "" {
