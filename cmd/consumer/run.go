@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -61,6 +62,13 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush of stderr
+	// The engine's lease renewal logs through logrus' global logger; keep
+	// those lines in the same format and stream as ours.
+	logrus.SetOutput(stderr)
+	logrus.SetLevel(logrus.WarnLevel)
+	if cfg.LogFormat == "json" {
+		logrus.SetFormatter(&logrus.JSONFormatter{FieldMap: logrus.FieldMap{logrus.FieldKeyTime: "ts", logrus.FieldKeyMsg: "msg"}})
+	}
 
 	// Build every processor before touching AWS, so a bad setting stops
 	// start-up at once with the field named.
