@@ -180,6 +180,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		}},
 	}
 	srv := ops.New(cfg.OpsAddr, reg, checks, metrics.UpdateCheckpointAge, log)
+	if cfg.Pprof {
+		srv.EnablePprof()
+	}
 
 	log.Info("starting worker", zap.String("stream", cfg.Stream), zap.String("app", cfg.App),
 		zap.String("worker_id", cfg.WorkerID), zap.Int("processors", len(named)), zap.String("ops_addr", cfg.OpsAddr))

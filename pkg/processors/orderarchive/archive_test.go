@@ -51,7 +51,7 @@ func TestConfig(t *testing.T) {
 		{"invoice_gap: -1s\n", "demo", "processors.orderarchive.invoice_gap: must be >= 0"},
 		{"", "", "processors.orderarchive.table: required when the application name is empty"},
 		{"tabel: x\n", "demo", "processors.orderarchive.tabel: unknown field (line 1)"},
-		{"max_lines: 0\n", "demo", "processors.orderarchive.max_lines: must be between 1 and 2000"},
+		{"max_lines: 0\n", "demo", "processors.orderarchive.max_lines: must be between 1 and 1000"},
 		{"table: " + strings.Repeat("t", 256) + "\n", "demo", "processors.orderarchive.table: must be at most 255 characters"},
 	}
 	for _, tt := range tests {
@@ -461,3 +461,28 @@ func BenchmarkProcess(b *testing.B) {
 }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+// A malformed state item costs the numbering of one invoice at most, never
+// the lease.
+func TestMalformedState(t *testing.T) {
+	f, err := build(t, "", app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := processortest.NewStore()
+	if err := store.Apply([]processors.Item{{Table: app.Tables.Results, Key: "k", Attrs: map[string]types.AttributeValue{
+		"pk":       &types.AttributeValueMemberS{Value: "orderarchive#demo-orders#state"},
+		"sk":       &types.AttributeValueMemberS{Value: "shard#s"},
+		"gen0_pos": &types.AttributeValueMemberS{Value: "not a position"},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	h := &processortest.Harness{Factory: f, Store: store, Clock: processortest.NewClock(time.Time{}), Shard: processors.Shard{ShardID: "s"}}
+	if _, err := h.Start(t.Context()); err != nil {
+		t.Errorf("factory with a malformed state item: %v", err)
+	}
+	store.Fail = fmt.Errorf("throttled")
+	if _, err := h.Start(t.Context()); err == nil {
+		t.Error("factory ignored a failed state query")
+	}
+}

@@ -26,8 +26,8 @@ type Config struct {
 func DefaultConfig() Config { return Config{MaxLines: 1000, InvoiceGap: time.Minute} }
 
 // maxMaxLines keeps the state item (two generations of one invoice's
-// line keys, ~70 bytes each) below DynamoDB's 400 KB.
-const maxMaxLines = 2000
+// lines, at most ~140 bytes each) below DynamoDB's 400 KB.
+const maxMaxLines = 1000
 
 // Validate checks c for application app; path prefixes field names
 // ("processors.orderarchive").

@@ -274,13 +274,8 @@ func ParseOrder(item map[string]types.AttributeValue) (Order, error) {
 	return o, nil
 }
 
-// formatPrice formats a unit price as a DynamoDB number, or "" when it is
-// not one (NaN, infinities, or beyond DynamoDB's 1e125 magnitude).
-func formatPrice(f float64) string {
-	var b [32]byte
-	return string(appendPrice(b[:0], f))
-}
-
+// appendPrice appends a unit price as a DynamoDB number, or nothing when
+// it is not one (NaN, infinities, or beyond DynamoDB's 1e125 magnitude).
 func appendPrice(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) >= 1e125 || (f != 0 && math.Abs(f) < 1e-125) {
 		return b

@@ -71,7 +71,7 @@ func newStateKey(table, shardID string) stateKey {
 // Attributes of the state item, per generation i (0 newest, 1 previous):
 // gen<i>_pos, gen<i>_pk and gen<i>_invoice (the invoice), gen<i>_last
 // (arrival of its newest line, RFC 3339 nano), gen<i>_lines (rows
-// "prefix\tcount\n").
+// "<stock code>#<hash>#\tcount\n": the line key prefix after the invoice).
 const stateGens = 2
 
 func stateItem(table string, k stateKey, shardID string, gens []gen, expires time.Time) processors.Item {
@@ -93,7 +93,8 @@ func stateItem(table string, k stateKey, shardID string, gens []gen, expires tim
 		}
 		var b strings.Builder
 		for _, prefix := range slices.Sorted(maps.Keys(g.run.counts)) {
-			b.WriteString(prefix)
+			// Every prefix starts with the invoice: store the rest.
+			b.WriteString(strings.TrimPrefix(prefix, g.run.invoice+"#"))
 			b.WriteByte('\t')
 			b.WriteString(strconv.Itoa(int(g.run.counts[prefix])))
 			b.WriteByte('\n')
@@ -135,7 +136,7 @@ func parseState(item map[string]types.AttributeValue) ([]gen, error) {
 			if !ok || err != nil || c < 1 {
 				return gens, fmt.Errorf("%w: %s row %q", ErrBadItem, p+"lines", row)
 			}
-			g.run.counts[prefix] = int32(c)
+			g.run.counts[g.run.invoice+"#"+prefix] = int32(c)
 		}
 		gens = append(gens, g)
 	}
