@@ -17,8 +17,8 @@ import (
 // BenchmarkChain): Process then Flush per batch of 250,
 // emitted items applied to an in-memory store (the processors Query it for
 // global merges). Each pass over the file is a new lease. botdetect runs
-// with a warm User-Agent cache; orderflood runs on orders, the others on
-// the Zaker access log.
+// with a warm User-Agent cache; the order processors run on the orders,
+// the others on the Zaker access log.
 func BenchmarkProcessor(b *testing.B) {
 	reg, err := processors.NewRegistry(builtin.Plugins()...)
 	if err != nil {
@@ -26,7 +26,7 @@ func BenchmarkProcessor(b *testing.B) {
 	}
 	for _, name := range reg.Names() {
 		file := zakerFile
-		if name == "orderflood" {
+		if orderProcessors[name] {
 			file = ordersFile
 		}
 		b.Run(name, func(b *testing.B) {
@@ -52,6 +52,9 @@ func BenchmarkProcessor(b *testing.B) {
 		})
 	}
 }
+
+// orderProcessors only look at orders (the rest only at hits).
+var orderProcessors = map[string]bool{"orderflood": true, "orderarchive": true}
 
 func runProcessor(b *testing.B, f processors.Factory, recs []records.Record) {
 	ctx := context.Background()

@@ -13,7 +13,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(c.ProcessorList()); got != 5 {
-		t.Errorf("example lists %d processors; want 5", got)
+	if got := len(c.ProcessorList()); got != 7 {
+		t.Errorf("example lists %d processors; want 7", got)
 	}
 }

@@ -124,6 +124,7 @@ func TestTemplateMatchesFleetContract(t *testing.T) {
 		"CountersTable":   {Name: "shop-counters", Billing: "PAY_PER_REQUEST", Hash: "event", Range: "bucket", TTL: "expires_at", AttrTypes: map[string]string{"event": "S", "bucket": "S"}},
 		"AlarmsTable":     {Name: "shop-alarms", Billing: "PAY_PER_REQUEST", Hash: "alarm", Range: "period", AttrTypes: map[string]string{"alarm": "S", "period": "S"}},
 		"DeadLetterTable": {Name: "shop-deadletter", Billing: "PAY_PER_REQUEST", Hash: "pk", Range: "sk", TTL: "expires_at", AttrTypes: map[string]string{"pk": "S", "sk": "S"}},
+		"OrdersTable":     {Name: "shop-orders", Billing: "PAY_PER_REQUEST", Hash: "pk", Range: "sk", AttrTypes: map[string]string{"pk": "S", "sk": "S"}},
 	}
 	got := map[string]tableShape{}
 	for _, id := range e.T.ResourcesOfType("AWS::DynamoDB::Table") {

@@ -128,7 +128,7 @@ func writeBenchTables(w *strings.Builder, b Bench) {
 			"CPU is process CPU time (GC included) with the spread (max-min)/median in brackets.", "ua-hit-%")
 	table("Processors", "BenchmarkProcessor/",
 		"Each built-in processor alone with default settings: Process + Flush per 250 decoded records (re-timed to "+
-			"1,000 records/s), items applied to an in-memory store. orderflood runs on orders, the rest on the Zaker log.")
+			"1,000 records/s), items applied to an in-memory store. orderflood and orderarchive run on the orders, the rest on the Zaker log.")
 	table("Decoders", "BenchmarkDecode/", "Each decoder on its real data (auto = format sniffed per record).")
 	table("Crawler check", "BenchmarkCrawlerCheck/",
 		"`uncached/*`: distinct User-Agents through a one-entry cache (every lookup misses). `zaker`: the log's "+
