@@ -30,6 +30,9 @@ type collectFlags struct {
 	cookieSecure   bool
 	maxBody        int64
 	maxHeader      int
+	rateLimit      float64
+	rateBurst      int
+	maxClients     int
 }
 
 func runCollect(ctx context.Context, args []string, e env) error {
@@ -43,6 +46,9 @@ func runCollect(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&f.cookieSecure, "cookie-secure", true, "mark the session cookie Secure (false only for plain-HTTP demos)")
 	fs.Int64Var(&f.maxBody, "max-body", 8<<10, "largest POST body in bytes (413 above)")
 	fs.IntVar(&f.maxHeader, "max-header", 8<<10, "largest request header in bytes (431 above)")
+	fs.Float64Var(&f.rateLimit, "rate-limit", 20, "sustained requests/s per client IP (429 above; negative disables)")
+	fs.IntVar(&f.rateBurst, "rate-burst", 40, "requests a client IP may burst above --rate-limit")
+	fs.IntVar(&f.maxClients, "max-clients", 10000, "client IPs whose rate is tracked at once (bounded memory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +82,9 @@ func runCollect(ctx context.Context, args []string, e env) error {
 		MaxBodyBytes:    f.maxBody,
 		MaxHeaderBytes:  f.maxHeader,
 		ShutdownTimeout: f.shutdownTimeout,
+		RateLimit:       f.rateLimit,
+		RateBurst:       f.rateBurst,
+		MaxClients:      f.maxClients,
 	}, p.prod, p.log, collector.WithClock(e.now))
 	if err != nil {
 		ln.Close()

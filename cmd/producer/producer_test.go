@@ -373,7 +373,7 @@ func TestCollectDrainsOnShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"collect", "--stream", "s", "--cookie-secure=false", "--linger", "1h"}, e)
+		errc <- run(ctx, []string{"collect", "--stream", "s", "--cookie-secure=false", "--linger", "1h", "--rate-limit", "-1"}, e)
 	}()
 	ln := <-lnc
 	client := &http.Client{}

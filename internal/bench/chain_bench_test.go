@@ -147,7 +147,8 @@ func (c *chain) setDetector(tb testing.TB, mode uaCache) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.cfg.Processors = c.cfg.Processors[:0]
+	// A new slice: a pipeline keeps the one it was opened with.
+	c.cfg.Processors = nil
 	for _, name := range reg.Names() {
 		var f processors.Factory
 		if name == botdetect.Name {

@@ -50,7 +50,7 @@ func consumerConfig(cfg Config, r *resources, id, audit, opsAddr, metrics string
 		"initial_position": "TRIM_HORIZON", "format": "auto",
 		"poll_interval": cfg.Poll.String(), "max_leases": maxLeases,
 		"ops_addr": opsAddr, "log_format": "json", "log_level": "info",
-		"audit_log": audit,
+		"audit_log":  audit,
 		"metrics":    map[string]any{"sink": "emf", "path": metrics},
 		"alarms":     map[string]any{"topic_arn": r.topicARN},
 		"processors": procs,

@@ -70,6 +70,9 @@ type Run struct {
 	ShutdownSeconds []float64 `json:"shutdown_seconds"`
 	Duplicates      int       `json:"duplicates"`
 	Errors          []string  `json:"errors,omitempty"`
+	// Profiled runs took the pprof profiles; their CPU is not comparable
+	// and the report leaves them out of the figures.
+	Profiled bool `json:"profiled,omitempty"`
 }
 
 // Session is everything one `make bench` end-to-end run measured.

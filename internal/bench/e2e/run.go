@@ -48,38 +48,47 @@ func RunSession(ctx context.Context, cfg Config, log *zap.Logger) (*Session, err
 		Started: time.Now().UTC().Format(time.RFC3339), Config: cfg,
 		Host: Host{CPUs: runtime.NumCPU(), LoadStart: loadAvg(), GoVersion: runtime.Version()},
 	}
-	profiled := false
 	for rep := 1; rep <= cfg.Repeat; rep++ {
 		for _, n := range cfg.Workers {
 			for _, kind := range []Kind{Consumer, Baseline} {
-				if ctx.Err() != nil {
-					return s, ctx.Err()
-				}
-				profile := cfg.Profile && kind == Consumer && !profiled
-				r := runOne(ctx, cfg, c, pl, plugins, kind, n, rep, profile, log)
-				if profile {
-					profiled = true
-					for _, f := range []string{"cpu-live.pprof", "heap.pprof"} {
-						if _, err := os.Stat(filepath.Join(cfg.OutDir, f)); err == nil {
-							s.Profiles = append(s.Profiles, f)
-						}
-					}
-					if len(s.Profiles) == 0 {
-						s.Notes = append(s.Notes, "no pprof profiles: the consumer did not serve /debug/pprof (config pprof: true must be wired to ops.Server.EnablePprof)")
-					}
-				}
-				s.Runs = append(s.Runs, r)
-				s.Host.LoadEnd = loadAvg()
-				if err := writeJSON(filepath.Join(cfg.OutDir, ResultsFile), s); err != nil {
+				if err := s.add(ctx, cfg, log, runOne(ctx, cfg, c, pl, plugins, kind, n, rep, false, log)); err != nil {
 					return s, err
 				}
-				log.Info("run done", zap.String("kind", string(kind)), zap.Int("workers", n), zap.Int("rep", rep),
-					zap.Float64("live_cpu_per_1000", r.Live.CPUPer1000), zap.Float64("max_records_per_sec", r.Max.RecordsPerSec),
-					zap.Float64("live_p99_ms", r.Live.LatencyMs.P99), zap.Int64("peak_rss", r.PeakRSS), zap.Strings("errors", r.Errors))
 			}
 		}
 	}
+	if cfg.Profile {
+		// A run of its own: profiling costs the worker CPU, which must not
+		// count in the measured runs.
+		r := runOne(ctx, cfg, c, pl, plugins, Consumer, 1, 0, true, log)
+		r.Profiled = true
+		for _, f := range []string{"cpu-live.pprof", "heap.pprof"} {
+			if _, err := os.Stat(filepath.Join(cfg.OutDir, f)); err == nil {
+				s.Profiles = append(s.Profiles, f)
+			}
+		}
+		if len(s.Profiles) == 0 {
+			s.Notes = append(s.Notes, "no pprof profiles: the consumer did not serve /debug/pprof (config pprof: true wired to ops.Server.EnablePprof)")
+		}
+		if err := s.add(ctx, cfg, log, r); err != nil {
+			return s, err
+		}
+	}
 	return s, nil
+}
+
+// add records r and saves the session so far.
+func (s *Session) add(ctx context.Context, cfg Config, log *zap.Logger, r Run) error {
+	s.Runs = append(s.Runs, r)
+	s.Host.LoadEnd = loadAvg()
+	if err := writeJSON(filepath.Join(cfg.OutDir, ResultsFile), s); err != nil {
+		return err
+	}
+	log.Info("run done", zap.String("kind", string(r.Kind)), zap.Int("workers", r.Workers), zap.Int("rep", r.Rep),
+		zap.Bool("profiled", r.Profiled), zap.Float64("live_cpu_per_1000", r.Live.CPUPer1000),
+		zap.Float64("max_records_per_sec", r.Max.RecordsPerSec), zap.Float64("live_p99_ms", r.Live.LatencyMs.P99),
+		zap.Int64("peak_rss", r.PeakRSS), zap.Strings("errors", r.Errors))
+	return ctx.Err()
 }
 
 func writeJSON(path string, v any) error {
@@ -132,6 +141,7 @@ func runOne(ctx context.Context, cfg Config, c *clients, pl *payloads, plugins [
 				_ = w.cmd.Process.Kill()
 				<-w.done
 			}
+			w.logFile.Close() // a second Close after stop is harmless
 		}
 	}()
 	tail := newTailer(2*cfg.Records + 1000)

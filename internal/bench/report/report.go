@@ -66,20 +66,33 @@ func Generate(in Inputs) string {
 		p("### End to end\n\nNot run (BENCH_E2E=0 or no local stack).\n\n")
 	}
 	if len(in.Profiles) > 0 {
-		p("### Profiles of the end-to-end run\n\n")
+		p("### Profiles\n\n")
 		names := make([]string, 0, len(in.Profiles))
 		for n := range in.Profiles {
 			names = append(names, n)
 		}
 		slices.Sort(names)
 		for _, n := range names {
-			p("`%s` (`go tool pprof -top`, first lines):\n\n```\n%s\n```\n\n", n, strings.TrimSpace(in.Profiles[n]))
+			what := profileDocs[n]
+			if what == "" {
+				what = "`go tool pprof -top`"
+			}
+			p("**%s**: %s\n\n```\n%s\n```\n\n", n, what, strings.TrimSpace(in.Profiles[n]))
 		}
 	}
 	if strings.TrimSpace(in.Benchstat) != "" {
 		p("### benchstat\n\nEvery Go benchmark, summarised by benchstat over the runs (-count):\n\n```\n%s\n```\n", strings.TrimSpace(in.Benchstat))
 	}
 	return w.String()
+}
+
+// profileDocs describe the profiles scripts/bench writes.
+var profileDocs = map[string]string{
+	"chain-warm": "CPU profile of BenchmarkChain/zaker/full/warm, shardwatch functions only, cumulative " +
+		"(`go tool pprof -top -cum -show shardwatch`); the rest is the runtime (GC, scheduling) and the benchmark loop.",
+	"consumer-cpu-live": "CPU profile of the consumer (1 worker holding 8 shards) during the live phase " +
+		"(`/debug/pprof/profile`), `go tool pprof -top`.",
+	"consumer-heap": "in-use heap of the same worker at the end of the max phase (`/debug/pprof/heap`), `go tool pprof -top`.",
 }
 
 // Splice replaces the generated part of doc (between the markers) with
@@ -167,6 +180,9 @@ func summarize(s *e2e.Session) []*fleet {
 	var out []*fleet
 	idx := map[string]*fleet{}
 	for _, r := range s.Runs {
+		if r.Profiled {
+			continue
+		}
 		k := fmt.Sprintf("%s/%d", r.Kind, r.Workers)
 		f := idx[k]
 		if f == nil {
@@ -191,7 +207,7 @@ func summarize(s *e2e.Session) []*fleet {
 	for _, f := range out {
 		var lr, mr, l50, l99, m50, m99, lease, sd []float64
 		for _, r := range s.Runs {
-			if r.Kind != f.kind || r.Workers != f.workers {
+			if r.Profiled || r.Kind != f.kind || r.Workers != f.workers {
 				continue
 			}
 			lr, mr = append(lr, r.Live.RecordsPerSec), append(mr, r.Max.RecordsPerSec)
@@ -261,7 +277,7 @@ func writeE2E(w *strings.Builder, s *e2e.Session) {
 	var errs []string
 	for _, r := range s.Runs {
 		for _, e := range r.Errors {
-			errs = append(errs, fmt.Sprintf("%s/%dw/rep%d: %s", r.Kind, r.Workers, r.Rep, e))
+			errs = append(errs, fmt.Sprintf("%s/%dw/rep%d%s: %s", r.Kind, r.Workers, r.Rep, map[bool]string{true: " (profiling run)"}[r.Profiled], e))
 		}
 	}
 	errs = append(errs, s.Notes...)

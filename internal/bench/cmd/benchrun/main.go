@@ -116,7 +116,8 @@ func runReport(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	benchPath := fs.String("bench", "", "raw `go test -bench` output")
 	statPath := fs.String("benchstat", "", "benchstat summary (optional)")
-	e2eDir := fs.String("e2e", "", "end-to-end output directory with results.json and *.top profile texts (optional)")
+	e2eDir := fs.String("e2e", "", "end-to-end output directory with results.json (optional)")
+	profDir := fs.String("profiles", "", "directory of `go tool pprof -top` texts (*.top) to include (optional)")
 	out := fs.String("out", "", "report file to write (default stdout)")
 	docs := fs.String("docs", "", "docs/performance.md to regenerate (its hand-written parts are kept)")
 	command := fs.String("command", "make bench", "how the run was started, for the report")
@@ -155,13 +156,17 @@ func runReport(args []string, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", e2e.ResultsFile, err)
 			}
 		}
-		tops, _ := filepath.Glob(filepath.Join(*e2eDir, "*.top"))
+	}
+	if *profDir != "" {
+		tops, _ := filepath.Glob(filepath.Join(*profDir, "*.top"))
 		for _, t := range tops {
 			b, err := os.ReadFile(t)
 			if err != nil {
 				return err
 			}
-			in.Profiles[strings.TrimSuffix(filepath.Base(t), ".top")] = string(b)
+			if len(strings.TrimSpace(string(b))) > 0 {
+				in.Profiles[strings.TrimSuffix(filepath.Base(t), ".top")] = string(b)
+			}
 		}
 	}
 	block := report.Generate(in)
