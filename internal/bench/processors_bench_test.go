@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
@@ -30,7 +31,7 @@ func BenchmarkProcessor(b *testing.B) {
 			file = ordersFile
 		}
 		b.Run(name, func(b *testing.B) {
-			recs := decodeAll(b, retime(b, lines(b, file), fullRate))
+			recs := decodedFull(b, file)
 			var f processors.Factory
 			var err error
 			if name == botdetect.Name {
@@ -111,3 +112,17 @@ func decodeAll(tb testing.TB, payloads [][]byte) []records.Record {
 	}
 	return processortest.Sequence(benchShard, out)
 }
+
+// decodedFull returns the records of file re-timed to a full shard,
+// decoded once per file (the processors only read them).
+func decodedFull(tb testing.TB, file string) []records.Record {
+	tb.Helper()
+	if v, ok := decoded.Load(file); ok {
+		return v.([]records.Record)
+	}
+	recs := decodeAll(tb, retime(tb, lines(tb, file), fullRate))
+	decoded.Store(file, recs)
+	return recs
+}
+
+var decoded sync.Map // file -> []records.Record

@@ -32,6 +32,9 @@ func TestAliasPayload(t *testing.T) {
 	} {
 		t.Run(string(tc.format)+"/"+tc.file, func(t *testing.T) {
 			lines := readLines(t, tc.file)
+			if len(lines) > 3000 { // enough of every shape, cheap under -race
+				lines = lines[:3000]
+			}
 			copying, _ := records.NewDecoder(tc.format)
 			aliasing, _ := records.NewDecoder(tc.format)
 			aliasing.(records.PayloadAliaser).AliasPayload(true)

@@ -15,6 +15,7 @@ import (
 	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/internal/testenv"
 	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -91,7 +92,7 @@ func waitCount(t *testing.T, tl *tailer, keys []uint64, want int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("tailer saw %d of %d lines", n, want)
 		}
-		time.Sleep(5 * time.Millisecond) //nolint:forbidigo // polling a condition with a deadline
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
 
@@ -191,5 +192,16 @@ func TestPayloads(t *testing.T) {
 	order := string(pl.orders[0].render(nil, now))
 	if !strings.Contains(hit, `"timestamp":"2026-11-22T09:41:07.123Z"`) || !strings.Contains(order, `"invoice_date":"2026-11-22 09:41:07"`) {
 		t.Errorf("rendered:\n%s\n%s", hit, order)
+	}
+	dec, _ := records.NewDecoder(records.FormatAuto) // the consumer's format in the runs
+	for _, tc := range []struct {
+		payload string
+		kind    records.Kind
+		time    time.Time
+	}{{hit, records.KindHit, now}, {order, records.KindOrder, now.Truncate(time.Second)}} {
+		var r records.Record
+		if err := dec.Decode([]byte(tc.payload), &r); err != nil || r.Kind != tc.kind || !r.Time.Equal(tc.time) {
+			t.Errorf("decode %s: kind %v time %v err %v; want %v at %v", tc.payload, r.Kind, r.Time, err, tc.kind, tc.time)
+		}
 	}
 }

@@ -45,7 +45,6 @@ type clients struct {
 	ddb     *dynamodb.Client
 	sns     *sns.Client
 	sqs     *sqs.Client
-	region  string
 }
 
 func newClients(ctx context.Context) (*clients, error) {
@@ -56,10 +55,9 @@ func newClients(ctx context.Context) (*clients, error) {
 	return &clients{
 		kinesis: kinesis.NewFromConfig(cfg),
 		// DynamoDB Local sends zero response checksums.
-		ddb:    dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
-		sns:    sns.NewFromConfig(cfg),
-		sqs:    sqs.NewFromConfig(cfg),
-		region: cfg.Region,
+		ddb: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
+		sns: sns.NewFromConfig(cfg),
+		sqs: sqs.NewFromConfig(cfg),
 	}, nil
 }
 
