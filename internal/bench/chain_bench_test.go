@@ -225,8 +225,9 @@ func rawShard(tb testing.TB, format records.Format, payloads [][]byte) ([]proces
 // new lease (fresh processors and store); with uaCold or uaNoCache it also
 // gets a new User-Agent cache. It reports the cache hit ratio seen by the
 // timed batches as ua-hit-%.
-func runChain(b *testing.B, format records.Format, payloads [][]byte, mode uaCache) {
+func runChain(b *testing.B, format records.Format, payloads [][]byte, mode uaCache, flush time.Duration) {
 	c := newChain(b, format)
+	c.cfg.FlushInterval = flush
 	raws, times := rawShard(b, format, payloads)
 	ctx := context.Background()
 	process := func(lo, hi int) {
@@ -279,7 +280,8 @@ func runChain(b *testing.B, format records.Format, payloads [][]byte, mode uaCac
 // limit: the load at which CPU per record matters and at which the budgets
 // are checked. "recorded" inputs keep their own timing (the Zaker log has
 // ~4 records/s), so per-second and per-window costs (metric lines, partial
-// items) are shared by 250 times fewer records.
+// items) are shared by 250 times fewer records. "warm-flush1s" sets the
+// pipeline's flush_interval to 1 s: one flush per four batches.
 func BenchmarkChain(b *testing.B) {
 	zaker := cached("zaker", func(tb testing.TB) [][]byte { return lines(tb, zakerFile) })
 	zakerFull := cached("zaker/full", func(tb testing.TB) [][]byte { return retime(tb, lines(tb, zakerFile), fullRate) })
@@ -289,17 +291,21 @@ func BenchmarkChain(b *testing.B) {
 		name  string
 		input func(testing.TB) [][]byte
 		mode  uaCache
+		// flush is the pipeline's flush_interval (0: after every batch,
+		// the default).
+		flush time.Duration
 	}{
-		{"zaker/full/warm", zakerFull, uaWarm},
-		{"zaker/full/cold", zakerFull, uaCold},
-		{"zaker/full/nocache", zakerFull, uaNoCache},
-		{"zaker/recorded/warm", zaker, uaWarm},
-		{"zaker/recorded/cold", zaker, uaCold},
-		{"clickstream/full/warm", clickFull, uaWarm},
-		{"orders/full/warm", ordersFull, uaWarm},
-		{"orders/recorded/warm", cached("orders", fileLines(ordersFile)), uaWarm},
+		{"zaker/full/warm", zakerFull, uaWarm, 0},
+		{"zaker/full/cold", zakerFull, uaCold, 0},
+		{"zaker/full/nocache", zakerFull, uaNoCache, 0},
+		{"zaker/full/warm-flush1s", zakerFull, uaWarm, time.Second},
+		{"zaker/recorded/warm", zaker, uaWarm, 0},
+		{"zaker/recorded/cold", zaker, uaCold, 0},
+		{"clickstream/full/warm", clickFull, uaWarm, 0},
+		{"orders/full/warm", ordersFull, uaWarm, 0},
+		{"orders/recorded/warm", cached("orders", fileLines(ordersFile)), uaWarm, 0},
 	} {
-		b.Run(tc.name, func(b *testing.B) { runChain(b, records.FormatAuto, tc.input(b), tc.mode) })
+		b.Run(tc.name, func(b *testing.B) { runChain(b, records.FormatAuto, tc.input(b), tc.mode, tc.flush) })
 	}
 }
 

@@ -137,7 +137,8 @@ func writeBenchTables(w *strings.Builder, b Bench) {
 			"backends, one shard, 250 records per batch and a flush per batch. `full`: real records re-timed to 1,000 "+
 			"records/s (a shard's write limit); `recorded`: the file's own timing (Zaker: ~4 records/s, so per-second and "+
 			"per-window costs fall on 250x fewer records). `warm`: the User-Agent cache already holds the log's agents; "+
-			"`cold`: an empty cache per pass over the file; `nocache`: a one-entry cache. Median of the runs; "+
+			"`cold`: an empty cache per pass over the file; `nocache`: a one-entry cache; `-flush1s`: flush_interval 1s "+
+			"(one flush per four batches instead of one per batch). Median of the runs; "+
 			"CPU is process CPU time (GC included) with the spread (max-min)/median in brackets.", "ua-hit-%")
 	table("Processors", "BenchmarkProcessor/",
 		"Each built-in processor alone with default settings: Process + Flush per 250 decoded records (re-timed to "+
