@@ -114,6 +114,8 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	p.raws = toRaw(p.raws[:0], p.shardID, in.Records)
+	// Let the payloads go with the poll's response (see pipeline.Process).
+	defer clear(p.raws)
 	good, err := p.deadLetterMalformed(p.ctx)
 	if err != nil {
 		if p.isLost() {

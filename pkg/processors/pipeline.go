@@ -205,15 +205,48 @@ func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
 	if p.closed {
 		return errors.New("pipeline closed")
 	}
-	p.recs = p.recs[:0]
 	p.dls = p.dls[:0]
-	for i := range batch {
-		raw := &batch[i]
-		if len(p.recs) == cap(p.recs) {
-			p.recs = append(p.recs, records.Record{})
-		} else {
-			p.recs = p.recs[:len(p.recs)+1]
+	// Written or not, let the dead letters' payloads go with the batch.
+	defer func() { clear(p.dls) }()
+	p.out.reset()
+	// Decode and process in chunks: a poll returns up to 10,000 records per
+	// shard while a backlog drains, and a shard's Records (plus the
+	// payloads their strings point into) would otherwise stay that large
+	// for the rest of the lease. Processors see several Process calls
+	// before a Flush, as with a flush interval.
+	for off := 0; off < len(batch); off += decodeChunk {
+		if err := p.processChunk(ctx, batch[off:min(off+decodeChunk, len(batch))]); err != nil {
+			return err
 		}
+	}
+	if len(batch) > 0 {
+		p.lastSeq = batch[len(batch)-1].Meta.SequenceNumber
+		p.dirty = true
+	}
+	if p.flushDue() {
+		if err := p.flushAll(ctx); err != nil {
+			return err
+		}
+		p.dirty = false
+		p.lastFlush = p.cfg.Clock.Now()
+	}
+	return p.write(ctx)
+}
+
+// decodeChunk is the most records a pipeline decodes and holds at once.
+const decodeChunk = 1000
+
+// processChunk decodes chunk and runs every processor over its records.
+func (p *ShardPipeline) processChunk(ctx context.Context, chunk []Raw) error {
+	if cap(p.recs) < len(chunk) {
+		p.recs = make([]records.Record, 0, len(chunk))
+	}
+	p.recs = p.recs[:0]
+	// Drop the records when done: their strings point into the payloads.
+	defer func() { clear(p.recs) }()
+	for i := range chunk {
+		raw := &chunk[i]
+		p.recs = p.recs[:len(p.recs)+1]
 		r := &p.recs[len(p.recs)-1]
 		r.Reset()
 		if err := p.dec.Decode(raw.Data, r); err != nil {
@@ -230,33 +263,22 @@ func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
 		}
 		r.Meta = raw.Meta
 	}
-	if h := p.cfg.Hooks.Decoded; h != nil && len(p.recs) > 0 {
+	if len(p.recs) == 0 {
+		return nil
+	}
+	if h := p.cfg.Hooks.Decoded; h != nil {
 		h(p.shard.ShardID, len(p.recs))
 	}
-	p.out.reset()
-	if len(p.recs) > 0 {
-		for i, inst := range p.insts {
-			start := time.Now()
-			if err := inst.Process(ctx, p.recs, &p.out); err != nil {
-				return fmt.Errorf("shard %s: processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
-			}
-			if h := p.cfg.Hooks.ProcessorLatency; h != nil {
-				h(p.procs[i].Name, time.Since(start))
-			}
+	for i, inst := range p.insts {
+		start := time.Now()
+		if err := inst.Process(ctx, p.recs, &p.out); err != nil {
+			return fmt.Errorf("shard %s: processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
+		}
+		if h := p.cfg.Hooks.ProcessorLatency; h != nil {
+			h(p.procs[i].Name, time.Since(start))
 		}
 	}
-	if len(batch) > 0 {
-		p.lastSeq = batch[len(batch)-1].Meta.SequenceNumber
-		p.dirty = true
-	}
-	if p.flushDue() {
-		if err := p.flushAll(ctx); err != nil {
-			return err
-		}
-		p.dirty = false
-		p.lastFlush = p.cfg.Clock.Now()
-	}
-	return p.write(ctx)
+	return nil
 }
 
 // Durable reports whether the results of every record processed so far

@@ -7,8 +7,10 @@
 // path of the fleet, so a Decoder fills a caller-owned Record with one
 // allocation: every string field of a record slices a single string made
 // from the payload (or, when some field needs unescaping, from a scratch
-// copy of the rewritten fields). Timestamps are parsed by hand, with no
-// time.Parse and no regexp anywhere.
+// copy of the rewritten fields). With AliasPayload(true) (PayloadAliaser,
+// which the consumer's pipeline turns on) the strings slice the payload
+// itself and a record that needs no unescaping costs no allocation.
+// Timestamps are parsed by hand, with no time.Parse and no regexp anywhere.
 //
 // Formats (Format, ParseFormat, NewDecoder):
 //

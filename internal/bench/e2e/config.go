@@ -1,13 +1,3 @@
-// Package e2e is the end-to-end half of `make bench`: it runs real worker
-// processes (the shardwatch consumer, and the counting vmware-go-kcl-v2
-// baseline of package baseline) against the local AWS stack, feeds them a
-// fixed number of records and measures what the Go benchmarks cannot:
-// records/s through the engine, CPU seconds per 1,000 records and peak RSS
-// of the worker processes (from /proc), put-to-result and put-to-alarm
-// latency, and pprof profiles of the consumer.
-//
-// Each run gets its own stream, application tables and topic (random
-// names, deleted afterwards), so it can share the stack with other users.
 package e2e
 
 import (
@@ -38,6 +28,12 @@ type Config struct {
 	// Poll is both consumers' poll interval (the alarm target assumes
 	// 250 ms).
 	Poll time.Duration
+	// MaxRecords is both consumers' GetRecords limit (the consumer's
+	// max_records; default 10,000 as its config).
+	MaxRecords int
+	// FlushInterval is the consumer's flush_interval (0: its default,
+	// a flush and checkpoint after every batch).
+	FlushInterval time.Duration
 	// BurstEvery and BurstOrders shape the order bursts of the live phase
 	// that make the consumer raise alarms (orderflood configured with
 	// threshold AlarmThreshold in a 2 s window, 5 s suppression).
@@ -58,7 +54,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Records: 200_000, Rate: 5000, Shards: 8, Workers: []int{1, 2}, Repeat: 2,
-		Poll: 250 * time.Millisecond, BurstEvery: 6 * time.Second, BurstOrders: 40, AlarmThreshold: 30,
+		Poll: 250 * time.Millisecond, MaxRecords: 10000, BurstEvery: 6 * time.Second, BurstOrders: 40, AlarmThreshold: 30,
 		Profile: true, ProfileSeconds: 20, Settle: 2 * time.Minute,
 	}
 }
@@ -74,6 +70,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("e2e: records %d: want >= 1000", c.Records)
 	case c.Rate < 100:
 		return fmt.Errorf("e2e: rate %d: want >= 100 records/s", c.Rate)
+	case c.MaxRecords < 1 || c.MaxRecords > 10000:
+		return fmt.Errorf("e2e: max records %d: want 1-10000", c.MaxRecords)
 	case c.Shards < 1 || c.Shards > 64:
 		return fmt.Errorf("e2e: shards %d: want 1-64", c.Shards)
 	case len(c.Workers) == 0:

@@ -48,7 +48,7 @@ func consumerConfig(cfg Config, r *resources, id, audit, opsAddr, metrics string
 	doc := map[string]any{
 		"stream": r.stream, "app": r.app, "worker_id": id,
 		"initial_position": "TRIM_HORIZON", "format": "auto",
-		"poll_interval": cfg.Poll.String(), "max_leases": maxLeases,
+		"poll_interval": cfg.Poll.String(), "max_leases": maxLeases, "max_records": cfg.MaxRecords,
 		"ops_addr": opsAddr, "log_format": "json", "log_level": "info",
 		"audit_log":  audit,
 		"metrics":    map[string]any{"sink": "emf", "path": metrics},
@@ -57,6 +57,9 @@ func consumerConfig(cfg Config, r *resources, id, audit, opsAddr, metrics string
 	}
 	if cfg.Profile {
 		doc["pprof"] = true
+	}
+	if cfg.FlushInterval > 0 {
+		doc["flush_interval"] = cfg.FlushInterval.String()
 	}
 	return yaml.Marshal(doc)
 }
@@ -94,7 +97,8 @@ func startWorker(cfg Config, kind Kind, r *resources, dir string, i, maxLeases i
 		args = []string{"run", "--config", path}
 	} else {
 		args = []string{"--app", r.app, "--stream", r.stream, "--worker-id", w.id, "--audit-log", w.audit,
-			"--initial-position", "TRIM_HORIZON", "--poll-interval", cfg.Poll.String(), "--max-leases", strconv.Itoa(maxLeases)}
+			"--initial-position", "TRIM_HORIZON", "--poll-interval", cfg.Poll.String(), "--max-leases", strconv.Itoa(maxLeases),
+			"--max-records", strconv.Itoa(cfg.MaxRecords)}
 	}
 	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.log", i)))
 	if err != nil {
@@ -212,6 +216,15 @@ func readProc(pid int) procStat {
 func kib(v string) int64 {
 	n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 	return n << 10
+}
+
+// resetPeak resets the process's VmHWM to its current RSS (Linux >= 4.0,
+// writing "5" to /proc/PID/clear_refs), so the next phase's peak is its own.
+func (w *worker) resetPeak() error {
+	if w.exited() {
+		return fmt.Errorf("%s exited", w.id)
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", w.cmd.Process.Pid), []byte("5"), 0)
 }
 
 // fleetStat sums CPU and takes the largest peak RSS over workers.

@@ -65,8 +65,11 @@ type Run struct {
 	Live         Phase   `json:"live"`
 	Max          Phase   `json:"max"`
 	Alarms       Alarms  `json:"alarms"`
-	// PeakRSS is the largest VmHWM of the fleet's processes, in bytes.
+	// PeakRSS is the largest VmHWM of the fleet's processes during the
+	// live phase (start-up included), PeakRSSMax during the max phase
+	// (the peak is reset in between), in bytes.
 	PeakRSS         int64     `json:"peak_rss"`
+	PeakRSSMax      int64     `json:"peak_rss_max"`
 	ShutdownSeconds []float64 `json:"shutdown_seconds"`
 	Duplicates      int       `json:"duplicates"`
 	Errors          []string  `json:"errors,omitempty"`

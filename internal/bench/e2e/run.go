@@ -87,7 +87,7 @@ func (s *Session) add(ctx context.Context, cfg Config, log *zap.Logger, r Run) e
 	log.Info("run done", zap.String("kind", string(r.Kind)), zap.Int("workers", r.Workers), zap.Int("rep", r.Rep),
 		zap.Bool("profiled", r.Profiled), zap.Float64("live_cpu_per_1000", r.Live.CPUPer1000),
 		zap.Float64("max_records_per_sec", r.Max.RecordsPerSec), zap.Float64("live_p99_ms", r.Live.LatencyMs.P99),
-		zap.Int64("peak_rss", r.PeakRSS), zap.Strings("errors", r.Errors))
+		zap.Int64("peak_rss", r.PeakRSS), zap.Int64("peak_rss_max", r.PeakRSSMax), zap.Strings("errors", r.Errors))
 	return ctx.Err()
 }
 
@@ -257,9 +257,14 @@ func runOne(ctx context.Context, cfg Config, c *clients, pl *payloads, plugins [
 	}
 
 	// Max: as fast as the stream takes records.
-	cpu0, _, err = fleetStat(workers)
+	cpu0, run.PeakRSS, err = fleetStat(workers)
 	if err != nil {
 		return fail(err)
+	}
+	for _, w := range workers {
+		if err := w.resetPeak(); err != nil {
+			run.Errors = append(run.Errors, "reset peak RSS: "+err.Error())
+		}
 	}
 	keys, first, err = prod.flood(ctx, pl, cfg.Records)
 	if err != nil {
@@ -276,7 +281,7 @@ func runOne(ctx context.Context, cfg Config, c *clients, pl *payloads, plugins [
 		}
 	}
 	if _, hwm, err := fleetStat(workers); err == nil {
-		run.PeakRSS = hwm
+		run.PeakRSSMax = hwm
 	}
 	for _, w := range workers {
 		d, err := w.stop(35 * time.Second)

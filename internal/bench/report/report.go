@@ -169,7 +169,7 @@ type fleet struct {
 	liveRate, liveCPU, maxRate, maxCPU   float64
 	liveP50, liveP99, maxP50, maxP99     float64
 	lease, shutdown                      float64
-	peakRSS                              int64
+	peakRSS, peakRSSMax                  int64
 	missing, dups                        int
 	alarmBursts, alarmMissed, alarmExtra int
 	alarmSamples                         []float64
@@ -194,6 +194,7 @@ func summarize(s *e2e.Session) []*fleet {
 		f.runs++
 		f.errors = append(f.errors, r.Errors...)
 		f.peakRSS = max(f.peakRSS, r.PeakRSS)
+		f.peakRSSMax = max(f.peakRSSMax, r.PeakRSSMax)
 		f.missing += (r.Live.Records - r.Live.Seen) + (r.Max.Records - r.Max.Seen)
 		f.dups += r.Duplicates
 		f.alarmBursts += r.Alarms.Bursts
@@ -228,6 +229,13 @@ func summarize(s *e2e.Session) []*fleet {
 	return out
 }
 
+func flushNote(d time.Duration) string {
+	if d <= 0 {
+		return ", the consumer flushing and checkpointing after every batch (its default)"
+	}
+	return fmt.Sprintf(", the consumer with flush_interval %s", d)
+}
+
 func find(fs []*fleet, kind e2e.Kind, workers int) *fleet {
 	for _, f := range fs {
 		if f.kind == kind && f.workers == workers {
@@ -244,14 +252,16 @@ func writeE2E(w *strings.Builder, s *e2e.Session) {
 	p("A stream of %d shards on kinesalite, DynamoDB Local and goaws on this machine, shared with the workers. "+
 		"**live**: %d records put at %d records/s (real Zaker hits as clickstream JSON stamped at put time, "+
 		"partition key = client IP) plus a burst of %d orders every %s; **max**: %d more records put as fast as "+
-		"the stream takes them. Poll interval %s. Each (consumer, fleet size) ran %d time(s); medians shown. "+
+		"the stream takes them. Poll interval %s, at most %d records per GetRecords call%s. Each (consumer, fleet size) ran %d time(s); medians shown. "+
 		"CPU is user+system time of the worker processes (/proc/PID/stat) from the first put to the last result, "+
-		"divided per 1,000 records; RSS is the largest VmHWM of the fleet. Latency runs from the producer's "+
+		"divided per 1,000 records; RSS is the largest VmHWM of the fleet's processes in the live phase (start-up "+
+		"included) and, after a reset of the peak, in the max phase, where GetRecords returns up to 10,000 records "+
+		"per call and shard. Latency runs from the producer's "+
 		"timestamp to the record's line in the worker's audit log, which is written after the batch's results "+
 		"are durable and before its checkpoint (the baseline writes the same log the same way).\n\n",
-		c.Shards, c.Records, c.Rate, c.BurstOrders, c.BurstEvery, c.Records, c.Poll, c.Repeat)
+		c.Shards, c.Records, c.Rate, c.BurstOrders, c.BurstEvery, c.Records, c.Poll, c.MaxRecords, flushNote(c.FlushInterval), c.Repeat)
 	fs := summarize(s)
-	p("| consumer | workers | live rec/s | live CPU s/1k rec | overhead vs baseline | max rec/s | max CPU s/1k rec | overhead vs baseline | peak RSS MiB | live latency p50/p99 ms | max latency p50/p99 ms | leases in s | shutdown s | missing/dup |\n")
+	p("| consumer | workers | live rec/s | live CPU s/1k rec | overhead vs baseline | max rec/s | max CPU s/1k rec | overhead vs baseline | peak RSS live / max MiB | live latency p50/p99 ms | max latency p50/p99 ms | leases in s | shutdown s | missing/dup |\n")
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range fs {
 		lo, mo := "-", "-"
@@ -261,8 +271,8 @@ func writeE2E(w *strings.Builder, s *e2e.Session) {
 				mo = fmt.Sprintf("%+.0f%% (x%.2f)", (f.maxCPU/b.maxCPU-1)*100, f.maxCPU/b.maxCPU)
 			}
 		}
-		p("| %s | %d | %.0f | %.3f | %s | %.0f | %.3f | %s | %.0f | %.0f / %.0f | %.0f / %.0f | %.1f | %.1f | %d/%d |\n",
-			f.kind, f.workers, f.liveRate, f.liveCPU, lo, f.maxRate, f.maxCPU, mo, float64(f.peakRSS)/(1<<20),
+		p("| %s | %d | %.0f | %.3f | %s | %.0f | %.3f | %s | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.1f | %.1f | %d/%d |\n",
+			f.kind, f.workers, f.liveRate, f.liveCPU, lo, f.maxRate, f.maxCPU, mo, float64(f.peakRSS)/(1<<20), float64(f.peakRSSMax)/(1<<20),
 			f.liveP50, f.liveP99, f.maxP50, f.maxP99, f.lease, f.shutdown, f.missing, f.dups)
 	}
 	p("\n")

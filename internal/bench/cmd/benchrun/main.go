@@ -67,6 +67,8 @@ func runE2E(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "stream shards")
 	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "repetitions of every (consumer, fleet size)")
 	fs.DurationVar(&cfg.Poll, "poll", cfg.Poll, "poll interval of both consumers")
+	fs.IntVar(&cfg.MaxRecords, "max-records", cfg.MaxRecords, "GetRecords limit of both consumers")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", 0, "the consumer's flush_interval (0: its default)")
 	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "take pprof profiles of the first consumer run")
 	workers := fs.String("workers", "1,2", "fleet sizes, comma-separated")
 	if err := fs.Parse(args); err != nil {
