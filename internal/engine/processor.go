@@ -63,6 +63,15 @@ func (p *shardProcessor) watch(ch <-chan struct{}) {
 	}
 }
 
+// end closes the tenure quietly: the engine ended it (shutdown, shard
+// end) or this worker handed it over.
+func (p *shardProcessor) end() {
+	p.lostOnce.Do(func() {
+		close(p.lost)
+		p.cancel()
+	})
+}
+
 func (p *shardProcessor) markLost(why string) {
 	p.lostOnce.Do(func() {
 		p.log.Warn("stopping shard without checkpoint", zap.String("reason", why))
@@ -258,7 +267,8 @@ func (p *shardProcessor) handOver(c kcl.IRecordProcessorCheckpointer) {
 		seq := p.pending
 		p.checkpoint(c, &seq)
 	}
-	p.markLost("handed over to balance the fleet")
+	p.end()
+	p.w.metrics.leaseEnded(p.shardID)
 	if err := p.w.leases.Release(p.shardID); err != nil {
 		p.log.Warn("hand-over release", zap.Error(err))
 	}
@@ -296,7 +306,7 @@ func (p *shardProcessor) closePipe(reason processors.Reason) error {
 // discards.
 func (p *shardProcessor) Shutdown(in *kcl.ShutdownInput) {
 	defer p.w.metrics.leaseEnded(p.shardID)
-	defer p.markLost("shutdown")
+	defer p.end()
 	if p.isLost() {
 		p.closePipe(processors.LeaseLost)
 		return
