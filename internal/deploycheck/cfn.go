@@ -500,10 +500,10 @@ func (e *Evaluator) ref(name string) (any, error) {
 	}
 	r, ok := e.T.Resources[name]
 	if !ok {
-		return nil, fmt.Errorf("Ref %s: no such parameter or resource", name)
+		return nil, fmt.Errorf("ref %s: no such parameter or resource", name)
 	}
 	if !e.Exists(name) {
-		return nil, fmt.Errorf("Ref %s: resource is not created (condition %s is false)", name, r.Condition)
+		return nil, fmt.Errorf("ref %s: resource is not created (condition %s is false)", name, r.Condition)
 	}
 	prop := func(p string) string {
 		v, err := e.Eval(r.Properties[p])

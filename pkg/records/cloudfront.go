@@ -125,7 +125,6 @@ func buildLayout(names []string) (cfLayout, bool) {
 // The zero value is ready to use.
 type CloudFrontDecoder struct {
 	layout *cfLayout // nil: defaultCFLayout
-	zones  zoneCache
 	tab    strtab
 }
 

@@ -264,7 +264,7 @@ func (k *kit) deterministic(t *testing.T) {
 }
 
 func (k *kit) finalOnlyAfterClose(t *testing.T) {
-	h, log := k.reference(t) // every emission is checked on the way
+	_, log := k.reference(t) // every emission is checked on the way
 	var items, finals int
 	for _, r := range log.recs {
 		for _, it := range r.Items {
@@ -281,7 +281,7 @@ func (k *kit) finalOnlyAfterClose(t *testing.T) {
 		t.Errorf("%d windowed items emitted but none final after every window closed", items)
 	}
 	// A lease handed over mid-stream (Shutdown) must not finalise open windows.
-	h = k.harness()
+	h := k.harness()
 	p, err := h.Start(t.Context())
 	if err != nil {
 		t.Fatalf("factory: %v", err)
