@@ -50,7 +50,10 @@ func (c *callRecorder) Close(context.Context, Reason, Emitter) error { return ni
 
 type countingSinks struct{ items, dls int }
 
-func (s *countingSinks) WriteItems(_ context.Context, it []Item) error { s.items += len(it); return nil }
+func (s *countingSinks) WriteItems(_ context.Context, it []Item) error {
+	s.items += len(it)
+	return nil
+}
 func (s *countingSinks) WriteDeadLetters(_ context.Context, d []DeadLetter) error {
 	s.dls += len(d)
 	return nil

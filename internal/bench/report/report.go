@@ -91,7 +91,7 @@ var profileDocs = map[string]string{
 	"chain-warm": "CPU profile of BenchmarkChain/zaker/full/warm, shardwatch functions only, cumulative " +
 		"(`go tool pprof -top -cum -show shardwatch`); the rest is the runtime (GC, scheduling) and the benchmark loop.",
 	"consumer-cpu-live": "CPU profile of the consumer (1 worker holding 8 shards) during the live phase " +
-		"(`/debug/pprof/profile`), `go tool pprof -top`.",
+		"(`/debug/pprof/profile`), cumulative, the SDK's middleware frames hidden (`go tool pprof -top -cum`).",
 	"consumer-heap": "in-use heap of the same worker at the end of the max phase (`/debug/pprof/heap`), `go tool pprof -top`.",
 }
 
@@ -143,7 +143,8 @@ func writeBenchTables(w *strings.Builder, b Bench) {
 	table("Processors", "BenchmarkProcessor/",
 		"Each built-in processor alone with default settings: Process + Flush per 250 decoded records (re-timed to "+
 			"1,000 records/s), items applied to an in-memory store. orderflood and orderarchive run on the orders, the rest on the Zaker log.")
-	table("Decoders", "BenchmarkDecode/", "Each decoder on its real data (auto = format sniffed per record).")
+	table("Decoders", "BenchmarkDecode/", "Each decoder on its real data (auto = format sniffed per record). `alias`: "+
+		"as the consumer's pipeline decodes, strings pointing into the payload instead of a copy (records.PayloadAliaser).")
 	table("Crawler check", "BenchmarkCrawlerCheck/",
 		"`uncached/*`: distinct User-Agents through a one-entry cache (every lookup misses). `zaker`: the log's "+
 			"User-Agents in order, cache empty at each pass.", "ua-hit-%")
