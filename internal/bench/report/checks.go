@@ -58,7 +58,8 @@ var why = map[string]string{
 		"records and every batch costs a flush whose partial items go to DynamoDB in a BatchWriteItem call, EMF " +
 		"metric lines and a fenced conditional checkpoint. With flush_interval 1s (one flush and checkpoint per " +
 		"second and shard) one run measured +1% over the baseline, and alarms 0.3-0.5 s later. The ratio moves " +
-		"by 10-15 points between sessions on this machine (+18-23% in an earlier one).",
+		"between sessions on this machine (three sessions: +18% to +40%): the consumer waits for DynamoDB Local " +
+		"on every batch, and when the shared machine is busy it falls behind and pays for larger batches.",
 	"rss": "at the start the engine and the SDK allocate their per-shard buffers; see the heap profile.",
 	"rss-max": "draining a backlog, every shard's poll returns up to max_records (default 10,000) records: the " +
 		"SDK's decoded response (its base64-decoded payloads are the largest item of the heap profile) and the " +
