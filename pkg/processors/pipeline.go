@@ -365,7 +365,10 @@ func (p *ShardPipeline) write(ctx context.Context) error {
 			h(p.shard.ShardID, "decode", len(p.dls))
 		}
 	}
-	if items := p.out.dedupedItems(); len(items) > 0 && s.Items != nil {
+	// Repeated writes of one key (a partial updated twice in a batch) are
+	// left to the sink, which must collapse them anyway: BatchWriteItem
+	// rejects a request naming one key twice.
+	if items := p.out.items; len(items) > 0 && s.Items != nil {
 		if err := writeAll(ctx, p, "items", items, s.Items.WriteItems); err != nil {
 			return err
 		}
@@ -465,8 +468,6 @@ type batchEmitter struct {
 	msgs    []Message
 	metrics []Datum
 	err     error
-	seen    map[string]int // item key -> index in deduped
-	deduped []Item
 }
 
 func (e *batchEmitter) reset() {
@@ -522,32 +523,4 @@ func hasDim(dims []Dim, name string) bool {
 		}
 	}
 	return false
-}
-
-// dedupedItems keeps the last write per (table, key): processors may
-// update a partial several times in one batch.
-func (e *batchEmitter) dedupedItems() []Item {
-	if len(e.items) < 2 {
-		return e.items
-	}
-	if e.seen == nil {
-		e.seen = make(map[string]int, len(e.items))
-	}
-	clear(e.seen)
-	clear(e.deduped)
-	e.deduped = e.deduped[:0]
-	for _, it := range e.items {
-		k := it.Table + "\x00" + it.Key
-		if it.Key == "" {
-			e.deduped = append(e.deduped, it)
-			continue
-		}
-		if i, ok := e.seen[k]; ok {
-			e.deduped[i] = it
-			continue
-		}
-		e.seen[k] = len(e.deduped)
-		e.deduped = append(e.deduped, it)
-	}
-	return e.deduped
 }

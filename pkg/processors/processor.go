@@ -143,6 +143,8 @@ type DeadLetter struct {
 // checkpoint follows. Implementations retry transient failures with backoff
 // until ctx ends, and report what still failed in the error.
 type (
+	// ItemWriter gets every item emitted, repeats included: where one
+	// (Table, Key) appears twice the last one wins.
 	ItemWriter interface {
 		WriteItems(ctx context.Context, items []Item) error
 	}
