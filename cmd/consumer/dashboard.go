@@ -51,7 +51,7 @@ func runDashboard(ctx context.Context, args []string, getenv func(string) string
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	srv, err := dashboard.New(cfg, dashboard.Deps{
-		DynamoDB: dynamodb.NewFromConfig(awsCfg, localDynamoDB(getenv)),
+		DynamoDB: dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv)),
 		Clock:    wallClock{},
 		Logger:   log.Named("dashboard"),
 	})

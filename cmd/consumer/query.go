@@ -63,7 +63,7 @@ func runQuery(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return nil, err
 		}
-		return dynamodb.NewFromConfig(cfg, localDynamoDB(getenv)), nil
+		return dynamodb.NewFromConfig(cfg, awsenv.LocalDynamoDB(getenv)), nil
 	}
 	return q(ctx, args[1:], getenv, client, stdout, stderr)
 }

@@ -133,7 +133,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	ddb := dynamodb.NewFromConfig(awsCfg, localDynamoDB(getenv))
+	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv))
 	sinks, closeSinks, err := buildSinks(cfg, awsCfg, ddb, stdout, log)
 	if err != nil {
 		return err

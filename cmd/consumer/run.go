@@ -97,7 +97,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	kc := kinesis.NewFromConfig(awsCfg, guard.Options)
-	ddb := dynamodb.NewFromConfig(awsCfg, localDynamoDB(getenv))
+	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -57,7 +57,7 @@ func runSetup(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	res, err := setup.Apply(ctx, setup.Clients{
 		Kinesis:  kinesis.NewFromConfig(cfg),
-		DynamoDB: dynamodb.NewFromConfig(cfg, localDynamoDB(getenv)),
+		DynamoDB: dynamodb.NewFromConfig(cfg, awsenv.LocalDynamoDB(getenv)),
 		SNS:      sns.NewFromConfig(cfg),
 	}, setup.FleetPlan(*app, st), log.Named("setup"))
 	if err != nil {
@@ -71,15 +71,4 @@ func runSetup(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "topic_arn=%s # %s\n", arn, name)
 	}
 	return nil
-}
-
-// localDynamoDB turns off response CRC32 validation when DynamoDB is a
-// local server (a custom endpoint): DynamoDB Local sends a zero checksum on
-// some responses and the SDK warns on every one of them.
-func localDynamoDB(getenv func(string) string) func(*dynamodb.Options) {
-	return func(o *dynamodb.Options) {
-		if getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || getenv("AWS_ENDPOINT_URL") != "" {
-			o.DisableValidateResponseChecksum = true
-		}
-	}
 }

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awscfg "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardwatch/shardwatch/internal/awsenv"
 )
 
 // runStatus prints the lease table: which worker holds which shard, its
@@ -35,11 +36,11 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	if *app == "" {
 		return fmt.Errorf("status: --app is required")
 	}
-	cfg, err := awscfg.LoadDefaultConfig(ctx, awscfg.WithRegion(*region))
+	cfg, err := awsenv.Load(ctx, *region)
 	if err != nil {
 		return err
 	}
-	ddb := dynamodb.NewFromConfig(cfg, localDynamoDB(getenv))
+	ddb := dynamodb.NewFromConfig(cfg, awsenv.LocalDynamoDB(getenv))
 	for {
 		if err := printStatus(ctx, ddb, *app, splitList(*workers), stdout); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,4 +61,17 @@ func NewRetryer() aws.Retryer {
 		o.MaxBackoff = MaxBackoff
 		o.RateLimiter = ratelimit.None
 	})
+}
+
+// LocalDynamoDB turns off response CRC32 validation when DynamoDB is a
+// local server (a custom endpoint is set): DynamoDB Local sends a zero
+// checksum on some responses and the SDK warns on every one of them.
+// Against real AWS (no custom endpoint) validation stays on.
+func LocalDynamoDB(getenv func(string) string) func(*dynamodb.Options) {
+	local := getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || getenv("AWS_ENDPOINT_URL") != ""
+	return func(o *dynamodb.Options) {
+		if local {
+			o.DisableValidateResponseChecksum = true
+		}
+	}
 }

@@ -62,9 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	// DynamoDB Local sends zero response checksums (as in cmd/consumer).
-	local := getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || getenv("AWS_ENDPOINT_URL") != ""
-	ddb := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = local })
+	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv))
 	d := baseline.Deps{Kinesis: kinesis.NewFromConfig(awsCfg), DynamoDB: ddb, Logger: log}
 	if *auditPath != "" {
 		if d.Audit, err = engine.OpenAuditLog(*auditPath); err != nil {
