@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardwatch/shardwatch/internal/testenv"
 )
 
 var consumerBin string
@@ -81,11 +81,7 @@ func newEnv(t *testing.T, shards int32) *env {
 		t.Skip("fleet tests start worker processes; skipped with -short")
 	}
 	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, kc: kinesis.NewFromConfig(cfg), ddb: dynamodb.NewFromConfig(cfg), dir: t.TempDir()}
+	e := &env{t: t, kc: testenv.Kinesis(t), ddb: testenv.DynamoDB(t), dir: t.TempDir()}
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + strconv.Itoa(rand.IntN(1000))
 	e.stream = "fleet-" + suffix
 	e.app = "fleetapp-" + suffix
