@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/shardwatch/shardwatch/internal/config"
 )
 
 const usage = `usage: consumer <command> [flags]
@@ -37,7 +39,11 @@ commands:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	// A misspelt SHARDWATCH_* variable would otherwise be ignored silently.
+	err := config.CheckEnviron(os.Environ())
+	if err == nil {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {

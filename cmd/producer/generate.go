@@ -21,8 +21,10 @@ records or --duration passed, or until interrupted. --bot-share of the hits
 come from real crawler User-Agents that fetch /robots.txt and crawl many
 paths without a referer. --flood-every adds bursts of --flood-size orders
 within --flood-spread, enough for the consumer's order-flood alarm.
-The same --seed gives the same payloads; timestamps follow the clock unless
---start-time fixes them too.
+--malformed-share of the records are cut in half, so no decoder accepts them
+(for dead-letter tests and demos). --speedup N sends N event-time seconds per
+wall-clock second (windows close N times sooner). The same --seed gives the
+same payloads; timestamps follow the clock unless --start-time fixes them too.
 
 flags:
 `
@@ -40,6 +42,8 @@ type generateFlags struct {
 	seed        uint64
 	startTime   string
 	hosts       string
+	malformed   float64
+	speedup     float64
 }
 
 func runGenerate(ctx context.Context, args []string, e env) error {
@@ -59,6 +63,8 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed: the same seed gives the same payloads")
 	fs.StringVar(&f.startTime, "start-time", "", "RFC 3339 timestamp of the first record (default: now), for reproducible payloads")
 	fs.StringVar(&f.hosts, "hosts", "shop.example.com,blog.example.com", "comma-separated virtual hosts of the hits")
+	fs.Float64Var(&f.malformed, "malformed-share", 0, "share of records sent malformed (cut in half)")
+	fs.Float64Var(&f.speedup, "speedup", 1, "event-time seconds sent per wall-clock second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,6 +76,9 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	}
 	if f.rate <= 0 || f.duration < 0 || f.count < 0 {
 		return errors.New("--rate must be positive, --duration and --count not negative")
+	}
+	if f.malformed < 0 || f.malformed > 1 || f.speedup <= 0 {
+		return errors.New("--malformed-share must be between 0 and 1, --speedup positive")
 	}
 	wallStart := e.now()
 	start := wallStart
@@ -104,6 +113,7 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	// Random partition keys come from the seed too, so a seeded run puts
 	// the same records on the same shards.
 	keyRand := rand.New(rand.NewPCG(f.seed, 0x6b6579)).Uint64
+	badRand := rand.New(rand.NewPCG(f.seed, 0x626164))
 	var ev traffic.Event
 	var srcErr error
 	for n := int64(0); f.count == 0 || n < f.count; n++ {
@@ -112,7 +122,10 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 		if f.duration > 0 && ev.Offset >= f.duration {
 			break
 		}
-		if w := wallStart.Add(ev.Offset).Sub(e.now()); w > 0 {
+		if f.malformed > 0 && badRand.Float64() < f.malformed {
+			ev.Payload = ev.Payload[:len(ev.Payload)/2]
+		}
+		if w := wallStart.Add(time.Duration(float64(ev.Offset) / f.speedup)).Sub(e.now()); w > 0 {
 			if srcErr = e.sleep(ctx, w); srcErr != nil {
 				break
 			}

@@ -158,10 +158,16 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Consumer
 	c := Defaults()
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", getenv("SHARDWATCH_CONFIG"), "YAML configuration file")
+	path := fs.String("config", getenv(EnvConfigFile), "YAML configuration file (env "+EnvConfigFile+")")
+	procs := fs.String("processors", "", "processors mapping as YAML, e.g. '{topn: {n: 10}, counters: {}}'; replaces the file's (env "+EnvProcessors+")")
 	flagVals := map[string]*string{}
 	for _, s := range c.scalars() {
 		flagVals[s.key] = fs.String(FlagName(s.key), "", s.help+" (env "+EnvName(s.key)+")")
+	}
+	var defined []string
+	fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
+	if err := checkFlags(args, defined); err != nil {
+		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -184,6 +190,16 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Consumer
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if v := getenv(EnvProcessors); v != "" {
+		if err := setProcessors(&c, v); err != nil {
+			return c, fmt.Errorf("env %s: %w", EnvProcessors, err)
+		}
+	}
+	if set["processors"] {
+		if err := setProcessors(&c, *procs); err != nil {
+			return c, fmt.Errorf("flag --processors: %w", err)
+		}
+	}
 	for _, s := range c.scalars() {
 		if v := getenv(EnvName(s.key)); v != "" {
 			if err := setScalar(s, v); err != nil {
@@ -218,6 +234,22 @@ func decodeStrict(data []byte, c *Consumer) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// setProcessors replaces the processors mapping with the YAML in v.
+func setProcessors(c *Consumer, v string) error {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(v), &n); err != nil {
+		return err
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = *n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return &FieldError{Field: "processors", Reason: "must be a mapping of processor name to settings, e.g. {topn: {n: 10}}"}
+	}
+	c.Processors = n
 	return nil
 }
 

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +113,128 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 	if c.WorkerID == "" || c.Tables.DeadLetter != "a-deadletter" || c.ShardSync != 2*time.Second || c.FailoverTime != 10*time.Second {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+// A container has no configuration file: SHARDWATCH_PROCESSORS carries the
+// processors mapping, and a processors flag wins over it.
+func TestProcessorsFromEnvAndFlag(t *testing.T) {
+	base := map[string]string{"SHARDWATCH_STREAM": "s", "SHARDWATCH_APP": "a"}
+	names := func(c Consumer) []string {
+		var out []string
+		for _, p := range c.ProcessorList() {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	withProcs := map[string]string{"SHARDWATCH_PROCESSORS": "{topn: {n: 10}, orderflood: {threshold: 5}, counters: {}}"}
+	for k, v := range base {
+		withProcs[k] = v
+	}
+	c, err := Load(nil, env(withProcs), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"topn", "orderflood", "counters"}, names(c)); d != "" {
+		t.Errorf("from env (-want +got):\n%s", d)
+	}
+	c, err = Load([]string{"--processors", "hrmetrics: {}"}, env(withProcs), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"hrmetrics"}, names(c)); d != "" {
+		t.Errorf("flag over env (-want +got):\n%s", d)
+	}
+	for _, bad := range []string{"[topn]", "topn", "{topn: {n: 10}"} {
+		m := map[string]string{"SHARDWATCH_PROCESSORS": bad}
+		for k, v := range base {
+			m[k] = v
+		}
+		_, err := Load(nil, env(m), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "SHARDWATCH_PROCESSORS") {
+			t.Errorf("SHARDWATCH_PROCESSORS=%q: error %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
+func TestUnknownSettingsNameTheClosestValidOne(t *testing.T) {
+	tests := []struct {
+		environ []string
+		want    string
+	}{
+		{[]string{"SHARDWATCH_ALARM_TOPIC_ARN=arn"}, "SHARDWATCH_ALARM_TOPIC_ARN: unknown setting; did you mean SHARDWATCH_ALARMS_TOPIC_ARN?"},
+		{[]string{"PATH=/bin", "SHARDWATCH_DEADLETTER_SINKK=dynamodb"}, "SHARDWATCH_DEADLETTER_SINKK: unknown setting; did you mean SHARDWATCH_DEADLETTER_SINK?"},
+		{[]string{"SHARDWATCH_PROCESSOR=x"}, "SHARDWATCH_PROCESSOR: unknown setting; did you mean SHARDWATCH_PROCESSORS?"},
+		{[]string{"SHARDWATCH_ZZZZZZZZZZZZZZZZZZZZ=1"}, "SHARDWATCH_ZZZZZZZZZZZZZZZZZZZZ: unknown setting"},
+	}
+	for _, tc := range tests {
+		err := CheckEnviron(tc.environ)
+		var u *UnknownSettingError
+		if !errors.As(err, &u) || err.Error() != tc.want {
+			t.Errorf("CheckEnviron(%q) = %v, want %q", tc.environ, err, tc.want)
+		}
+	}
+	// Every setting, the file and processors variables and the listed
+	// others pass, and so does the rest of the environment.
+	var all []string
+	for _, n := range KnownEnv() {
+		all = append(all, n+"=x")
+	}
+	if err := CheckEnviron(append(all, "AWS_REGION=x", "HOME=/")); err != nil {
+		t.Errorf("known names rejected: %v", err)
+	}
+
+	_, err := Load([]string{"--stream", "s", "--alarm-topic-arn", "arn"}, env(nil), io.Discard)
+	if err == nil || err.Error() != "--alarm-topic-arn: unknown setting; did you mean --alarms-topic-arn?" {
+		t.Errorf("unknown flag: %v", err)
+	}
+	if _, err := Load([]string{"--stream=s", "--app", "a", "--processors", "{counters: {}}"}, env(nil), io.Discard); err != nil {
+		t.Errorf("valid flags rejected: %v", err)
+	}
+}
+
+// Every SHARDWATCH_* name the repository mentions (code, scripts, deploy
+// files, docs) is either a setting or listed in otherEnv, so a developer's
+// shell or a deployment file never trips the unknown-setting check on a
+// name this repository uses itself.
+func TestEveryRepositoryVariableIsKnown(t *testing.T) {
+	root := filepath.Join("..", "..")
+	re := regexp.MustCompile(`SHARDWATCH_[A-Z0-9_]*[A-Z0-9]`)
+	known := map[string]bool{}
+	for _, n := range KnownEnv() {
+		known[n] = true
+	}
+	// Names that are not variables: prefixes in prose.
+	ignore := map[string]bool{"SHARDWATCH_CHAOS": true}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".cache", ".git", "node_modules", "bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.IndexByte(data, 0) >= 0 { // a binary someone built here
+			return nil
+		}
+		for _, loc := range re.FindAllStringIndex(string(data), -1) {
+			m := string(data[loc[0]:loc[1]])
+			// Quoted examples of the error itself name the wrong variable.
+			example := strings.HasPrefix(string(data[loc[1]:]), ": unknown setting")
+			if !known[m] && !ignore[m] && !example && filepath.Base(path) != "config_test.go" {
+				t.Errorf("%s mentions %s, which is neither a setting nor in otherEnv", path, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

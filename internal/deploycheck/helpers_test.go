@@ -3,10 +3,13 @@ package deploycheck
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/shardwatch/shardwatch/internal/config"
 )
 
 // repoRoot is the directory holding go.mod, found by walking up from the
@@ -129,3 +132,46 @@ func get(v any, path ...any) any {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// loadContainerConfig loads the consumer configuration from exactly the
+// container's environment, the way the worker in the task does.
+func loadContainerConfig(t *testing.T, c Container) config.Consumer {
+	t.Helper()
+	if err := config.CheckEnviron(c.Environ()); err != nil {
+		t.Fatalf("task environment: %v", err)
+	}
+	cfg, err := config.Load(nil, func(k string) string { return c.Env[k] }, io.Discard)
+	if err != nil {
+		t.Fatalf("task environment: %v", err)
+	}
+	return cfg
+}
+
+// processorSettings decodes each configured processor's settings.
+func processorSettings(t *testing.T, cfg config.Consumer) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, p := range cfg.ProcessorList() {
+		var v any
+		if err := p.Settings.Decode(&v); err != nil {
+			t.Fatalf("processor %s: %v", p.Name, err)
+		}
+		out[p.Name] = v
+	}
+	return out
+}
+
+// exampleProcessors are the processors of deploy/consumer.example.yaml,
+// which the deployment's default must run unchanged.
+func exampleProcessors(t *testing.T) map[string]any {
+	t.Helper()
+	cfg, err := config.Load([]string{"--config", filepath.Join(repoRoot(t), "deploy", "consumer.example.yaml")},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.ProcessorList()) == 0 {
+		t.Fatal("the example configuration lists no processors")
+	}
+	return processorSettings(t, cfg)
+}

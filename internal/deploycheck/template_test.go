@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/shardwatch/shardwatch/internal/config"
 )
 
 func decodeJSON(t *testing.T, name string) map[string]any {
@@ -137,35 +139,39 @@ func TestTemplateMatchesFleetContract(t *testing.T) {
 		t.Errorf("topic name %q, want shop-alarms", name)
 	}
 
-	// Every environment variable is one the consumer reads.
-	contract := []string{
-		"AWS_REGION", "SHARDWATCH_STREAM", "SHARDWATCH_APP", "SHARDWATCH_INITIAL_POSITION",
-		"SHARDWATCH_FORMAT", "SHARDWATCH_METRICS_SINK", "SHARDWATCH_METRICS_NAMESPACE",
-		"SHARDWATCH_ALARM_TOPIC_ARN", "SHARDWATCH_DEADLETTER", "SHARDWATCH_MAX_LEASES",
-		"SHARDWATCH_OPS_ADDR", "SHARDWATCH_SHUTDOWN_TIMEOUT", "SHARDWATCH_LOG_FORMAT",
-	}
+	// The environment is the consumer's whole configuration: every
+	// SHARDWATCH_* name must be a setting of the consumer's own table
+	// (config.CheckEnviron), and loading exactly this environment must give
+	// the stack's names and every example processor.
 	e = evaluator(t, map[string]string{"AppName": "shop", "MaxLeasesPerTask": "3"})
-	env := map[string]string{}
-	for _, kv := range asList(get(props(t, e, "TaskDefinition"), "ContainerDefinitions", 0, "Environment")) {
-		env[str(get(kv, "Name"))] = scalarString(get(kv, "Value"))
+	c, err := TemplateContainer(e, "TaskDefinition")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name := range env {
-		if !slices.Contains(contract, name) {
-			t.Errorf("environment variable %s is not in the fleet contract", name)
-		}
+	cfg := loadContainerConfig(t, c)
+	got2 := struct {
+		App, Stream, TopicARN, DeadLetter, Namespace, OpsAddr string
+		MaxLeases                                             int
+	}{cfg.App, cfg.Stream, cfg.Alarms.TopicARN, cfg.DeadLetter.Sink, cfg.Metrics.Namespace, cfg.OpsAddr, cfg.MaxLeases}
+	want2 := got2
+	want2.App, want2.Stream, want2.TopicARN = "shop", "shardwatch-events", "arn:aws:sns:us-east-1:123456789012:shop-alarms"
+	want2.DeadLetter, want2.Namespace, want2.OpsAddr, want2.MaxLeases = "dynamodb", "Shardwatch", "0.0.0.0:9090", 3
+	if diff := cmp.Diff(want2, got2); diff != "" {
+		t.Errorf("configuration from the task environment (-want +got):\n%s", diff)
 	}
-	wantEnv := map[string]string{
-		"SHARDWATCH_APP":               "shop",
-		"SHARDWATCH_STREAM":            "shardwatch-events",
-		"SHARDWATCH_ALARM_TOPIC_ARN":   "arn:aws:sns:us-east-1:123456789012:shop-alarms",
-		"SHARDWATCH_METRICS_NAMESPACE": "Shardwatch",
-		"SHARDWATCH_OPS_ADDR":          "0.0.0.0:9090",
-		"SHARDWATCH_MAX_LEASES":        "3",
+	if diff := cmp.Diff(exampleProcessors(t), processorSettings(t, cfg)); diff != "" {
+		t.Errorf("deployed processors differ from deploy/consumer.example.yaml (-want +got):\n%s", diff)
 	}
-	for k, v := range wantEnv {
-		if env[k] != v {
-			t.Errorf("env %s = %q, want %q", k, env[k], v)
-		}
+
+	// Processors from SSM: the variable moves from the environment to the
+	// secrets, never both.
+	e = evaluator(t, map[string]string{"ProtectedSettingName": config.EnvProcessors,
+		"ProtectedSettingValueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/shop-processors"})
+	if c, err = TemplateContainer(e, "TaskDefinition"); err != nil {
+		t.Fatal(err)
+	}
+	if _, inEnv := c.Env[config.EnvProcessors]; inEnv || !slices.Contains(c.Secrets, config.EnvProcessors) {
+		t.Errorf("processors from SSM: env has it %v, secrets %v", inEnv, c.Secrets)
 	}
 }
 
