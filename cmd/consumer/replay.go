@@ -125,9 +125,9 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if len(named) == 0 {
 		return &config.FieldError{Field: "processors", Reason: "none configured: nothing to replay into"}
 	}
-	format, err := records.ParseFormat(cfg.Format)
+	format, decOpts, err := cfg.Decoder()
 	if err != nil {
-		return &config.FieldError{Field: "format", Reason: err.Error()}
+		return err
 	}
 	awsCfg, err := awsenv.Load(ctx, cfg.Region)
 	if err != nil {
@@ -147,7 +147,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	r.pcfg = processors.Config{
 		Stream:     cfg.Stream,
 		Processors: named,
-		NewDecoder: func() (processors.Decoder, error) { return records.NewDecoder(format) },
+		NewDecoder: func() (processors.Decoder, error) { return records.NewDecoderWith(format, decOpts) },
 		Skip:       func(err error) bool { return errors.Is(err, records.ErrHeader) },
 		Sinks:      sinks.pipeline,
 		Store:      sinks.store,

@@ -81,9 +81,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	format, err := records.ParseFormat(cfg.Format)
+	format, decOpts, err := cfg.Decoder()
 	if err != nil {
-		return &config.FieldError{Field: "format", Reason: err.Error()}
+		return err
 	}
 
 	awsCfg, err := awsenv.Load(ctx, cfg.Region)
@@ -145,7 +145,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 			Stream:        cfg.Stream,
 			Processors:    named,
 			FlushInterval: cfg.FlushInterval,
-			NewDecoder:    func() (processors.Decoder, error) { return records.NewDecoder(format) },
+			NewDecoder:    func() (processors.Decoder, error) { return records.NewDecoderWith(format, decOpts) },
 			Skip:          func(err error) bool { return errors.Is(err, records.ErrHeader) },
 			Sinks:         sinks.pipeline,
 			Store:         sinks.store,

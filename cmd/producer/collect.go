@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardwatch/shardwatch/internal/collector"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 const collectUsage = `usage: producer collect [flags]
@@ -58,7 +59,7 @@ func runCollect(ctx context.Context, args []string, e env) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	proxies, err := collector.ParsePrefixes(f.trustedProxies)
+	proxies, err := records.ParsePrefixes(f.trustedProxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}

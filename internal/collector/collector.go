@@ -23,6 +23,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/internal/putter"
 	"github.com/shardwatch/shardwatch/internal/traffic"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 // CookieName is the session cookie.
@@ -458,42 +459,16 @@ func validSession(s string) bool {
 	return true
 }
 
-// clientIP returns the client address: the peer, or when the peer is a
-// trusted proxy the rightmost untrusted X-Forwarded-For entry. Parsing
-// stops at a malformed entry; the last address read (a trusted hop) is
-// then the best answer.
+// clientIP returns the client address by the shared rule
+// (records.ClientPolicy, ClientForwarded): the peer, or when the peer is a
+// trusted proxy the rightmost untrusted X-Forwarded-For entry.
 func (c *Collector) clientIP(r *http.Request) string {
 	addr, ok := parseHost(r.RemoteAddr)
 	if !ok {
 		return ""
 	}
-	if !c.trusted(addr) {
-		return addr.String()
-	}
-	values := r.Header.Values("X-Forwarded-For")
-	for v := len(values) - 1; v >= 0; v-- {
-		hops := strings.Split(values[v], ",")
-		for i := len(hops) - 1; i >= 0; i-- {
-			a, ok := parseHost(strings.TrimSpace(hops[i]))
-			if !ok {
-				return addr.String()
-			}
-			addr = a
-			if !c.trusted(a) {
-				return a.String()
-			}
-		}
-	}
-	return addr.String()
-}
-
-func (c *Collector) trusted(a netip.Addr) bool {
-	for _, p := range c.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	p := records.ClientPolicy{Source: records.ClientForwarded, TrustedProxies: c.cfg.TrustedProxies}
+	return p.Resolve(addr, r.Header.Values("X-Forwarded-For")).String()
 }
 
 // parseHost reads "ip", "ip:port" or "[ipv6]:port", dropping zones and
@@ -517,25 +492,4 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// ParsePrefixes reads a comma-separated list of CIDRs or single addresses.
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q: not a CIDR or address", f)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
 }

@@ -90,7 +90,7 @@ func newCollector(t *testing.T, cfg collector.Config, s collector.Sink) *collect
 }
 
 func TestClientIP(t *testing.T) {
-	proxies, err := collector.ParsePrefixes("10.0.0.0/8, 2001:db8::/32,192.0.2.1")
+	proxies, err := records.ParsePrefixes("10.0.0.0/8, 2001:db8::/32,192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,10 +471,10 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := collector.New(collector.Config{MaxBodyBytes: -1}, &sink{}, nil); err == nil {
 		t.Error("negative body limit accepted")
 	}
-	if _, err := collector.ParsePrefixes("10.0.0.0/8,nonsense"); err == nil {
+	if _, err := records.ParsePrefixes("10.0.0.0/8,nonsense"); err == nil {
 		t.Error("ParsePrefixes accepted nonsense")
 	}
-	got, err := collector.ParsePrefixes(" 10.1.2.3/8 , ::1 ")
+	got, err := records.ParsePrefixes(" 10.1.2.3/8 , ::1 ")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 // Consumer is the worker's whole configuration. Field tags are the YAML
@@ -25,6 +27,8 @@ type Consumer struct {
 	InitialPosition  string        `yaml:"initial_position"`
 	InitialTimestamp string        `yaml:"initial_timestamp"`
 	Format           string        `yaml:"format"`
+	ClientIP         string        `yaml:"client_ip"`
+	TrustedProxies   string        `yaml:"trusted_proxies"`
 	ShardSync        time.Duration `yaml:"shard_sync_interval"`
 	FailoverTime     time.Duration `yaml:"failover_time"`
 	PollInterval     time.Duration `yaml:"poll_interval"`
@@ -112,7 +116,9 @@ func (c *Consumer) scalars() []scalar {
 		{"worker_id", &c.WorkerID, "unique worker id (default host name + random suffix)"},
 		{"initial_position", &c.InitialPosition, "where a shard without a checkpoint starts: LATEST, TRIM_HORIZON, AT_TIMESTAMP"},
 		{"initial_timestamp", &c.InitialTimestamp, "RFC 3339 time for AT_TIMESTAMP"},
-		{"format", &c.Format, "record format: auto, combined, cloudfront, clickstream, orders-csv, orders-json"},
+		{"format", &c.Format, "record format: " + formatNames()},
+		{"client_ip", &c.ClientIP, "access-log client: peer (the logged socket peer) or forwarded (first untrusted X-Forwarded-For hop)"},
+		{"trusted_proxies", &c.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (client_ip forwarded)"},
 		{"shard_sync_interval", &c.ShardSync, "how often the worker looks for shards and leases"},
 		{"failover_time", &c.FailoverTime, "a lease not renewed for this long is taken over"},
 		{"poll_interval", &c.PollInterval, "wait between GetRecords calls on an idle shard"},
@@ -328,10 +334,14 @@ func (c *Consumer) Validate() error {
 	default:
 		return bad("initial_position", fmt.Sprintf("%q: want LATEST, TRIM_HORIZON or AT_TIMESTAMP", c.InitialPosition))
 	}
-	switch c.Format {
-	case "auto", "combined", "cloudfront", "clickstream", "orders-csv", "orders-json":
-	default:
-		return bad("format", fmt.Sprintf("%q: want auto, combined, cloudfront, clickstream, orders-csv or orders-json", c.Format))
+	if _, err := records.ParseFormat(c.Format); err != nil || c.Format == "" {
+		return bad("format", fmt.Sprintf("%q: want one of %s", c.Format, formatNames()))
+	}
+	if _, err := records.ParseClientSource(c.ClientIP); err != nil {
+		return bad("client_ip", err.Error())
+	}
+	if _, err := records.ParsePrefixes(c.TrustedProxies); err != nil {
+		return bad("trusted_proxies", err.Error())
 	}
 	switch {
 	case c.ShardSync < 100*time.Millisecond:
@@ -384,6 +394,32 @@ func (c *Consumer) Validate() error {
 		return bad("processors", "must be a mapping of processor name to settings")
 	}
 	return nil
+}
+
+// Decoder returns the record format and decoder options of c (valid after
+// Validate).
+func (c *Consumer) Decoder() (records.Format, records.Options, error) {
+	f, err := records.ParseFormat(c.Format)
+	if err != nil {
+		return "", records.Options{}, &FieldError{Field: "format", Reason: err.Error()}
+	}
+	src, err := records.ParseClientSource(c.ClientIP)
+	if err != nil {
+		return "", records.Options{}, &FieldError{Field: "client_ip", Reason: err.Error()}
+	}
+	trusted, err := records.ParsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return "", records.Options{}, &FieldError{Field: "trusted_proxies", Reason: err.Error()}
+	}
+	return f, records.Options{Client: records.ClientPolicy{Source: src, TrustedProxies: trusted}}, nil
+}
+
+func formatNames() string {
+	var names []string
+	for _, f := range records.Formats() {
+		names = append(names, string(f))
+	}
+	return strings.Join(names, ", ")
 }
 
 // InitialTime parses InitialTimestamp.

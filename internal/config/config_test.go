@@ -238,3 +238,36 @@ func TestEveryRepositoryVariableIsKnown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDecoderSettings(t *testing.T) {
+	base := map[string]string{"SHARDWATCH_STREAM": "s", "SHARDWATCH_APP": "a"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for a, b := range base {
+			m[a] = b
+		}
+		return m
+	}
+	for _, tc := range []struct{ key, value, field string }{
+		{"SHARDWATCH_FORMAT", "apache", "format"},
+		{"SHARDWATCH_CLIENT_IP", "leftmost", "client_ip"},
+		{"SHARDWATCH_TRUSTED_PROXIES", "10.0.0.0/8,lb.example.com", "trusted_proxies"},
+	} {
+		_, err := Load(nil, env(with(tc.key, tc.value)), io.Discard)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s=%s: error %v, want one naming %s", tc.key, tc.value, err, tc.field)
+		}
+	}
+	m := with("SHARDWATCH_CLIENT_IP", "forwarded")
+	m["SHARDWATCH_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.0.2.1"
+	m["SHARDWATCH_FORMAT"] = "vhost-combined"
+	c, err := Load(nil, env(m), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, o, err := c.Decoder()
+	if err != nil || f != "vhost-combined" || o.Client.Source != 1 || len(o.Client.TrustedProxies) != 2 {
+		t.Errorf("Decoder() = %v, %+v, %v", f, o, err)
+	}
+}

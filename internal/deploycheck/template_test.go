@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shardwatch/shardwatch/internal/config"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 func decodeJSON(t *testing.T, name string) map[string]any {
@@ -161,6 +162,18 @@ func TestTemplateMatchesFleetContract(t *testing.T) {
 	}
 	if diff := cmp.Diff(exampleProcessors(t), processorSettings(t, cfg)); diff != "" {
 		t.Errorf("deployed processors differ from deploy/consumer.example.yaml (-want +got):\n%s", diff)
+	}
+
+	// The format parameter offers exactly the consumer's formats.
+	var formats, allowed []string
+	for _, f := range records.Formats() {
+		formats = append(formats, string(f))
+	}
+	for _, v := range e.T.Parameters["RecordFormat"].AllowedValues {
+		allowed = append(allowed, scalarString(v))
+	}
+	if diff := cmp.Diff(formats, allowed); diff != "" {
+		t.Errorf("RecordFormat AllowedValues differ from records.Formats() (-want +got):\n%s", diff)
 	}
 
 	// Processors from SSM: the variable moves from the environment to the

@@ -65,7 +65,7 @@ func (d *ClickstreamDecoder) scan(b []byte, r *Record, tm *time.Time) error {
 		var err error
 		switch string(key) {
 		case "ip":
-			err = jsonText(&d.tab, f, b, v, tClientIP, false)
+			err = jsonIP(&d.tab, f, b, v)
 		case "user_agent":
 			err = jsonText(&d.tab, f, b, v, tUserAgent, false)
 		case "referer":
@@ -178,6 +178,23 @@ func jsonText(t *strtab, f Format, b []byte, v *jsonVal, tf textField, numOK boo
 		return nil
 	}
 	return newError(f, ErrMalformed, jsonFieldName(f, tf), "want a string", b[v.start:v.end])
+}
+
+// jsonIP reads the client address: an IP address string (no escapes, an
+// address never needs them) or null. Anything else is an error rather
+// than a ClientIP that is not an address.
+func jsonIP(t *strtab, f Format, b []byte, v *jsonVal) error {
+	switch {
+	case v.kind == jsonNull || v.kind == jsonString && v.start == v.end:
+		return nil
+	case v.kind != jsonString:
+		return newError(f, ErrMalformed, jsonFieldName(f, tClientIP), "want a string", b[v.start:v.end])
+	}
+	if _, ok := parseIPBytes(b[v.start:v.end]); !ok || v.esc {
+		return newError(f, ErrMalformed, jsonFieldName(f, tClientIP), "not an IP address", b[v.start:v.end])
+	}
+	t.add(tClientIP, v.start, v.end, decVerbatim)
+	return nil
 }
 
 // jsonInt reads an integer member: a JSON integer or a string of digits

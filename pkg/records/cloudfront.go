@@ -220,6 +220,8 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 
 	if v := field(cfIP); len(v) == 0 || isDash(v) {
 		return cfErr(ErrMalformed, cfIP, "empty", nil)
+	} else if _, ok := parseIPBytes(v); !ok {
+		return cfErr(ErrMalformed, cfIP, "not an IP address", v)
 	}
 	d.addText(tClientIP, spans[cfIP], line, decVerbatim)
 	if seen[cfStatus] {

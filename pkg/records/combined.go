@@ -9,31 +9,50 @@ import (
 //
 //	client ident user [22/Jan/2019:03:56:14 +0330] "GET /p HTTP/1.1" 200 5667 "referer" "user agent"
 //
-// and in common format (the same without referer and user agent). Fields
-// after the user agent (nginx's X-Forwarded-For, ...) are ignored.
-// Mapping:
+// and in common format (the same without referer and user agent), and
+// recognises by their shape the layouts that put something else first:
 //
-//   - client: ClientIP, as written (IPv4, IPv6 or a host name).
+//   - Apache vhost_combined (%v:%p %h ...) and nginx formats starting with
+//     $host: "example.com:80 10.0.0.1 - - [...]". The virtual host (with
+//     its port, as logged) goes to Host, the address after it is the peer.
+//   - nginx formats starting with $http_x_forwarded_for, quoted or not:
+//     "\"10.0.0.2, 10.0.0.1\" - - [...]" or "10.0.0.2, 10.0.0.1 - - [...]".
+//     The list goes to ForwardedFor; no peer is logged.
+//   - mod_ssl's ssl_request_log: "[time] client TLSv1.3 CIPHER \"request\" bytes"
+//     (no status). TLSProtocol and TLSCipher hold the TLS fields.
+//
+// A quoted field after the user agent (nginx's "$http_x_forwarded_for",
+// as in the default "main" format) goes to ForwardedFor; later fields are
+// ignored. ClientIP is chosen by the decoder's ClientPolicy and is always
+// an IP address: a line whose client would be anything else (a host name
+// from HostnameLookups, "-", "unknown") fails with ErrMalformed, field
+// client. Mapping of the rest:
+//
 //   - the timestamp: Time, with the line's own zone offset.
 //   - the request "METHOD target PROTOCOL": Method, Path, Protocol. A
 //     request that does not start with an upper-case method (TLS bytes on
 //     a plain port, "-") leaves Method and Protocol empty and Path holds
 //     the request text, if any.
 //   - status: Status, 0 for "-" or "000"; bytes: Bytes, 0 for "-".
-//   - "-" as referer or user agent: "".
+//   - "-" as referer, user agent or forwarded list: "".
 //
 // Inside quoted fields \" and \\ are unescaped (Apache escaping); other
 // escapes such as nginx's \x22 are kept as written.
 //
-// The zero value is ready to use.
+// The zero value reads every layout with ClientPeer.
 type CombinedDecoder struct {
-	zones zoneCache
-	tab   strtab
+	// Layout restricts the decoder to one layout (a format other than
+	// FormatCombined); a line of another layout fails with ErrMalformed.
+	Layout Format
+	Client ClientPolicy
+	zones  zoneCache
+	tab    strtab
 }
 
 // Decode implements Decoder.
 func (d *CombinedDecoder) Decode(data []byte, r *Record) error {
-	line, err := checkPayload(FormatCombined, data)
+	f := d.format()
+	line, err := checkPayload(f, data)
 	if err != nil {
 		clearDecoded(r)
 		return err
@@ -45,51 +64,94 @@ func (d *CombinedDecoder) Decode(data []byte, r *Record) error {
 		clearDecoded(r)
 		return err
 	}
-	return finishDecode(FormatCombined, &d.tab, line, r, t, KindHit)
+	return finishDecode(f, &d.tab, line, r, t, KindHit)
 }
 
-func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
-	n := len(line)
-	sp := tokenEnd(line, 0)
-	if sp == n {
-		sp = -1
+func (d *CombinedDecoder) format() Format {
+	if d.Layout == "" {
+		return FormatCombined
 	}
-	switch {
-	case sp < 0:
-		return combinedErr(ErrTruncated, "timestamp", "missing", nil)
-	case sp == 0:
-		return combinedErr(ErrMalformed, "client", "empty", nil)
-	}
-	d.tab.add(tClientIP, 0, sp, decVerbatim)
+	return d.Layout
+}
 
+// layout reports which layout the line's start has; lb is the index of
+// the timestamp's '[' and peer/list the spans of the logged peer and
+// X-Forwarded-For list (start -1 when absent).
+func (d *CombinedDecoder) prefix(line []byte) (layout Format, lb int, peer, list hop, err error) {
+	n := len(line)
+	peer, list = hop{-1, -1}, hop{-1, -1}
+	p := 0
+	switch {
+	case line[0] == '[':
+		return FormatSSLRequest, 0, peer, list, nil
+	case line[0] == '"': // quoted X-Forwarded-For list
+		s, e, next, err := quoted(line, 0, "forwarded_for")
+		if err != nil {
+			return "", 0, peer, list, err
+		}
+		if e-s != 1 || line[s] != '-' {
+			list = hop{s, e}
+		}
+		layout, p = FormatXFFCombined, next
+	default:
+		end := tokenEnd(line, 0)
+		if end == 0 {
+			return "", 0, peer, list, combinedErr(ErrMalformed, "client", "empty", nil)
+		}
+		if line[end-1] == ',' { // unquoted list: "a, b, c"
+			for end < n && line[end-1] == ',' {
+				end = tokenEnd(line, end+1)
+			}
+			list, layout, p = hop{0, end}, FormatXFFCombined, end
+			break
+		}
+		if _, ok := parseIPBytes(line[:end]); ok || end == n {
+			peer, layout, p = hop{0, end}, FormatCombined, end
+			break
+		}
+		// Not an address: a virtual host if an address follows it.
+		s := end + 1
+		e := tokenEnd(line, s)
+		if _, ok := parseIPBytes(line[s:e]); ok && s < n {
+			d.tab.add(tHost, 0, end, decVerbatim)
+			peer, layout, p = hop{s, e}, FormatVhostCombined, e
+			break
+		}
+		return "", 0, peer, list, combinedErr(ErrMalformed, "client", "not an IP address", line[:end])
+	}
+	if p >= n {
+		return "", 0, peer, list, combinedErr(ErrTruncated, "timestamp", "missing", nil)
+	}
 	// ident and user are not kept; the timestamp's '[' ends them.
-	lb := sp + 1
+	lb = p + 1
 	for lb < n && line[lb] != '[' {
 		lb++ // ident and user: a few bytes, cheaper than IndexByte's setup
 	}
-	if lb == n {
-		return combinedErr(ErrTruncated, "timestamp", "missing", nil)
+	if lb >= n {
+		return "", 0, peer, list, combinedErr(ErrTruncated, "timestamp", "missing", nil)
 	}
 	if line[lb-1] != ' ' {
-		return combinedErr(ErrMalformed, "timestamp", "not preceded by a space", line[sp+1:lb+1])
+		return "", 0, peer, list, combinedErr(ErrMalformed, "timestamp", "not preceded by a space", line[p:lb+1])
 	}
-	const tsLen = 26 // 22/Jan/2019:03:56:14 +0330
-	p := lb + 1 + tsLen
-	if p >= n {
-		if bytes.IndexByte(line[lb:], ']') >= 0 {
-			return combinedErr(ErrMalformed, "timestamp", "bad time", line[lb:])
-		}
-		return combinedErr(ErrTruncated, "timestamp", "cut short", line[lb:])
+	return layout, lb, peer, list, nil
+}
+
+func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
+	layout, lb, peer, list, err := d.prefix(line)
+	if err != nil {
+		return err
 	}
-	if line[p] != ']' {
-		return combinedErr(ErrMalformed, "timestamp", "bad time", line[lb:p+1])
+	if d.Layout != "" && d.Layout != layout {
+		return newError(d.Layout, ErrMalformed, "", "a "+string(layout)+" line", line[:min(len(line), 24)])
 	}
-	t, ok := parseCLFTime(line[lb+1:p], &d.zones)
-	if !ok {
-		return combinedErr(ErrMalformed, "timestamp", "bad time", line[lb+1:p])
+	if layout == FormatSSLRequest {
+		return d.scanSSL(line, r, tm)
 	}
-	*tm = t
-	p++
+	n := len(line)
+	p, err := d.timestamp(line, lb, tm)
+	if err != nil {
+		return err
+	}
 
 	// "request"
 	if p == n {
@@ -140,7 +202,7 @@ func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	r.Bytes = size
 	p = tokEnd
 	if p == n {
-		return nil // common log format
+		return d.client(line, peer, list) // common log format
 	}
 
 	// "referer" "user agent", then anything.
@@ -150,7 +212,7 @@ func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	}
 	d.addQuotedText(tReferer, line, fs, fe)
 	if p == n {
-		return nil
+		return d.client(line, peer, list)
 	}
 	if line[p] != ' ' {
 		return combinedErr(ErrMalformed, "referer", "text after closing quote", line[fe:min(p+8, n)])
@@ -163,7 +225,92 @@ func (d *CombinedDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	if p < n && line[p] != ' ' {
 		return combinedErr(ErrMalformed, "user_agent", "text after closing quote", line[fe:min(p+8, n)])
 	}
+	// nginx "main": "$http_x_forwarded_for" after the user agent.
+	if list.start < 0 && p+1 < n && line[p+1] == '"' {
+		if fs, fe, _, err := quoted(line, p+1, "forwarded_for"); err == nil && (fe-fs != 1 || line[fs] != '-') {
+			list = hop{fs, fe}
+		}
+	}
+	return d.client(line, peer, list)
+}
+
+// client registers ForwardedFor and the ClientIP the policy picks.
+func (d *CombinedDecoder) client(line []byte, peer, list hop) error {
+	if list.start >= 0 {
+		d.tab.add(tForwardedFor, list.start, list.end, decVerbatim)
+	}
+	c, ok := d.Client.pickForwarded(line, peer, list)
+	if !ok {
+		v := line[max(list.start, 0):max(list.end, 0)]
+		if peer.start >= 0 {
+			v = line[peer.start:peer.end]
+		}
+		return combinedErr(ErrMalformed, "client", "not an IP address", v)
+	}
+	d.tab.add(tClientIP, c.start, c.end, decVerbatim)
 	return nil
+}
+
+// timestamp parses "[22/Jan/2019:03:56:14 +0330]" at line[lb:] and
+// returns the index after the ']'.
+func (d *CombinedDecoder) timestamp(line []byte, lb int, tm *time.Time) (int, error) {
+	n := len(line)
+	const tsLen = 26 // 22/Jan/2019:03:56:14 +0330
+	p := lb + 1 + tsLen
+	if p >= n {
+		if bytes.IndexByte(line[lb:], ']') >= 0 {
+			return 0, combinedErr(ErrMalformed, "timestamp", "bad time", line[lb:])
+		}
+		return 0, combinedErr(ErrTruncated, "timestamp", "cut short", line[lb:])
+	}
+	if line[p] != ']' {
+		return 0, combinedErr(ErrMalformed, "timestamp", "bad time", line[lb:p+1])
+	}
+	t, ok := parseCLFTime(line[lb+1:p], &d.zones)
+	if !ok {
+		return 0, combinedErr(ErrMalformed, "timestamp", "bad time", line[lb+1:p])
+	}
+	*tm = t
+	return p + 1, nil
+}
+
+// scanSSL reads mod_ssl's ssl_request_log layout:
+//
+//	[22/Jan/2019:03:56:14 +0330] 10.0.0.1 TLSv1.3 TLS_AES_256_GCM_SHA384 "GET / HTTP/1.1" 5667
+func (d *CombinedDecoder) scanSSL(line []byte, r *Record, tm *time.Time) error {
+	n := len(line)
+	p, err := d.timestamp(line, 0, tm)
+	if err != nil {
+		return err
+	}
+	var toks [3]hop // client, protocol, cipher
+	for i := range toks {
+		if p >= n || line[p] != ' ' || p+1 >= n {
+			return newError(FormatSSLRequest, ErrTruncated, [3]string{"client", "tls_protocol", "tls_cipher"}[i], "missing", nil)
+		}
+		e := tokenEnd(line, p+1)
+		toks[i] = hop{p + 1, e}
+		p = e
+	}
+	if p+1 >= n {
+		return newError(FormatSSLRequest, ErrTruncated, "request", "missing", nil)
+	}
+	rs, re, p, err := quoted(line, p+1, "request")
+	if err != nil {
+		return err
+	}
+	d.request(line, rs, re, r)
+	if p+1 >= n || line[p] != ' ' {
+		return newError(FormatSSLRequest, ErrTruncated, "bytes", "missing", nil)
+	}
+	size, ok := parseSize(line[p+1 : tokenEnd(line, p+1)])
+	if !ok {
+		return newError(FormatSSLRequest, ErrMalformed, "bytes", "not a number", line[p+1:tokenEnd(line, p+1)])
+	}
+	r.Bytes = size
+	d.tab.add(tTLSProtocol, toks[1].start, toks[1].end, decVerbatim)
+	d.tab.add(tTLSCipher, toks[2].start, toks[2].end, decVerbatim)
+	return d.client(line, toks[0], hop{-1, -1})
 }
 
 // request splits "METHOD target PROTOCOL" (the protocol is optional,

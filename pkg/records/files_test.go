@@ -3,6 +3,7 @@ package records_test
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -166,4 +167,33 @@ func sameRecord(a, b records.Record) bool {
 	}
 	a.Time = b.Time
 	return a == b
+}
+
+// No IP, no guess: over every line of every real log, a decoded hit's
+// ClientIP is an IP address. Lines whose client is not one fail with a
+// typed error instead.
+func TestEveryRealClientIsAnAddress(t *testing.T) {
+	for _, file := range []string{zakerFile, elasticFile, cloudfrontFile} {
+		t.Run(file, func(t *testing.T) {
+			d, err := records.NewDecoder(records.FormatAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hits, forwarded := 0, 0
+			for i, l := range readLines(t, file) {
+				var r records.Record
+				if err := d.Decode(l, &r); err != nil {
+					continue // counted and checked by TestDecodeEveryLine
+				}
+				hits++
+				if _, err := netip.ParseAddr(r.ClientIP); err != nil {
+					t.Errorf("line %d: ClientIP %q is not an address", i+1, r.ClientIP)
+				}
+				if r.ForwardedFor != "" {
+					forwarded++
+				}
+			}
+			t.Logf("%d hits, %d with an X-Forwarded-For list", hits, forwarded)
+		})
+	}
 }

@@ -13,12 +13,17 @@ type Format string
 
 // The formats a Decoder reads.
 const (
-	FormatAuto        Format = "auto"        // sniff every record
-	FormatCombined    Format = "combined"    // Apache/nginx combined or common log line
-	FormatCloudFront  Format = "cloudfront"  // CloudFront standard (W3C) access log line
-	FormatClickstream Format = "clickstream" // JSON clickstream hit
-	FormatOrdersCSV   Format = "orders-csv"  // Online Retail CSV row
-	FormatOrdersJSON  Format = "orders-json" // Online Retail row as JSON
+	FormatAuto     Format = "auto"     // sniff every record
+	FormatCombined Format = "combined" // Apache/nginx combined or common log line, any layout below
+	// The access-log layouts FormatCombined recognises, each also a
+	// format of its own that accepts only that layout.
+	FormatVhostCombined Format = "vhost-combined" // Apache vhost_combined, nginx $host first
+	FormatXFFCombined   Format = "xff-combined"   // nginx $http_x_forwarded_for first
+	FormatSSLRequest    Format = "ssl-request"    // mod_ssl ssl_request_log
+	FormatCloudFront    Format = "cloudfront"     // CloudFront standard (W3C) access log line
+	FormatClickstream   Format = "clickstream"    // JSON clickstream hit
+	FormatOrdersCSV     Format = "orders-csv"     // Online Retail CSV row
+	FormatOrdersJSON    Format = "orders-json"    // Online Retail row as JSON
 )
 
 // ErrUnknownFormat is returned by ParseFormat and NewDecoder for a name
@@ -27,7 +32,8 @@ var ErrUnknownFormat = errors.New("unknown record format")
 
 // Formats lists every valid Format, auto first (for help texts).
 func Formats() []Format {
-	return []Format{FormatAuto, FormatCombined, FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON}
+	return []Format{FormatAuto, FormatCombined, FormatVhostCombined, FormatXFFCombined, FormatSSLRequest,
+		FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON}
 }
 
 // ParseFormat maps a config value to a Format, ignoring case and
@@ -42,7 +48,11 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("%w %q (want one of auto, combined, cloudfront, clickstream, orders-csv, orders-json)", ErrUnknownFormat, s)
+	names := make([]string, 0, len(Formats()))
+	for _, f := range Formats() {
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("%w %q (want one of %s)", ErrUnknownFormat, s, strings.Join(names, ", "))
 }
 
 // UnmarshalText lets config decoders (yaml.v3, flag.TextVar) read a
@@ -72,13 +82,26 @@ type Decoder interface {
 	Decode(data []byte, r *Record) error
 }
 
-// NewDecoder returns a fresh per-shard Decoder for f.
-func NewDecoder(f Format) (Decoder, error) {
+// Options configure decoders beyond their format.
+type Options struct {
+	// Client picks Record.ClientIP of access-log lines.
+	Client ClientPolicy
+}
+
+// NewDecoder returns a fresh per-shard Decoder for f with default Options.
+func NewDecoder(f Format) (Decoder, error) { return NewDecoderWith(f, Options{}) }
+
+// NewDecoderWith returns a fresh per-shard Decoder for f.
+func NewDecoderWith(f Format, o Options) (Decoder, error) {
 	switch f {
 	case FormatAuto:
-		return &AutoDecoder{}, nil
+		d := &AutoDecoder{}
+		d.combined.Client = o.Client
+		return d, nil
 	case FormatCombined:
-		return &CombinedDecoder{}, nil
+		return &CombinedDecoder{Client: o.Client}, nil
+	case FormatVhostCombined, FormatXFFCombined, FormatSSLRequest:
+		return &CombinedDecoder{Layout: f, Client: o.Client}, nil
 	case FormatCloudFront:
 		return &CloudFrontDecoder{}, nil
 	case FormatClickstream:
@@ -221,4 +244,5 @@ func finishDecode(f Format, tab *strtab, data []byte, r *Record, t time.Time, ki
 
 // textFieldNames names Record's string fields in errors.
 var textFieldNames = [numTextFields]string{"client", "method", "path", "protocol", "referer", "user_agent", "host",
-	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country"}
+	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country",
+	"forwarded_for", "tls_protocol", "tls_cipher"}

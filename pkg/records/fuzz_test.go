@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,6 +112,10 @@ func checkDecoded(t *testing.T, data []byte, r records.Record, err error) {
 	orderText := r.InvoiceNo + r.StockCode + r.Description + r.CustomerID + r.Country
 	switch r.Kind {
 	case records.KindHit:
+		// No IP, no guess: the client field holds an address or nothing.
+		if a, err := netip.ParseAddr(r.ClientIP); r.ClientIP != "" && (err != nil || a.String() == "" || strings.ContainsAny(r.ClientIP, " ,\"")) {
+			t.Fatalf("ClientIP %q is not an IP address", r.ClientIP)
+		}
 		if orderText != "" || r.Quantity != 0 || r.UnitPrice != 0 {
 			t.Fatalf("hit with order fields: %+v", r)
 		}
@@ -180,13 +185,29 @@ func encodeCombined(r records.Record) []byte {
 			req += " " + r.Protocol
 		}
 	}
-	return []byte(r.ClientIP + " - - [" + r.Time.Format("02/Jan/2006:15:04:05 -0700") + `] "` + escapeCLF(req) + `" ` +
+	ts := "[" + r.Time.Format("02/Jan/2006:15:04:05 -0700") + "]"
+	if r.TLSProtocol != "" { // ssl_request_log
+		return []byte(ts + " " + r.ClientIP + " " + r.TLSProtocol + " " + r.TLSCipher + ` "` + escapeCLF(req) + `" ` + strconv.FormatInt(r.Bytes, 10))
+	}
+	client := r.ClientIP
+	if r.Host != "" { // vhost_combined
+		client = r.Host + " " + client
+	}
+	line := client + " - - " + ts + ` "` + escapeCLF(req) + `" ` +
 		strconv.Itoa(r.Status + 1000)[1:] + " " + strconv.FormatInt(r.Bytes, 10) +
-		` "` + escapeCLF(dashIfEmpty(r.Referer)) + `" "` + escapeCLF(dashIfEmpty(r.UserAgent)) + `"`)
+		` "` + escapeCLF(dashIfEmpty(r.Referer)) + `" "` + escapeCLF(dashIfEmpty(r.UserAgent)) + `"`
+	if r.ForwardedFor != "" {
+		line += ` "` + escapeCLF(r.ForwardedFor) + `"`
+	}
+	return []byte(line)
 }
 
 func FuzzCombined(f *testing.F) {
 	addSeeds(f, zakerFile, elasticFile)
+	for _, l := range []string{lineVhost, lineVhostIPv6, lineNginxHost, lineXFFQuoted, lineXFFBare, lineXFFOne, lineXFFDash,
+		lineMain, lineMainNoXFF, lineSSL, lineSSLNoBytes, lineHostname, lineUnknown} {
+		f.Add([]byte(l))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := decodeFresh(t, records.FormatCombined, data)
 		if err != nil {

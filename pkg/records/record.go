@@ -53,7 +53,10 @@ type Record struct {
 	Meta Meta
 
 	// Web hit fields.
-	ClientIP  string // as written: IPv4 or IPv6 text
+	// ClientIP is always an IPv4 or IPv6 address as written, never a host
+	// name or a list: the socket peer, or the hop chosen from
+	// ForwardedFor (see ClientPolicy).
+	ClientIP  string
 	Method    string
 	Path      string // request target, query string included
 	Protocol  string
@@ -63,6 +66,13 @@ type Record struct {
 	UserAgent string
 	Host      string // virtual host, or CloudFront edge location (e.g. FRA53)
 	SessionID string
+	// ForwardedFor is the X-Forwarded-For list as logged ("a, b"), "" when
+	// the line has none or "-".
+	ForwardedFor string
+	// TLSProtocol and TLSCipher are the connection's TLS version and
+	// cipher suite, where the log has them (mod_ssl's ssl_request_log).
+	TLSProtocol string
+	TLSCipher   string
 	// Event names a clickstream event ("pageview" when the payload does not say).
 	Event string
 

@@ -35,6 +35,9 @@ const (
 	tDescription
 	tCustomerID
 	tCountry
+	tForwardedFor
+	tTLSProtocol
+	tTLSCipher
 	numTextFields
 )
 
@@ -62,7 +65,7 @@ type textSpan struct {
 // barrier while the GC runs, which at one allocation per record is often.
 type strtab struct {
 	spans   [numTextFields]textSpan
-	set     uint16 // bit i: spans[i] is registered
+	set     uint32 // bit i: spans[i] is registered
 	rewrite bool
 	// alias: slice the payload itself instead of a copy (AliasPayload).
 	alias   bool
@@ -134,6 +137,9 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 	setText(&r.Description, texts[tDescription])
 	setText(&r.CustomerID, normaliseCustomerID(texts[tCustomerID]))
 	setText(&r.Country, texts[tCountry])
+	setText(&r.ForwardedFor, texts[tForwardedFor])
+	setText(&r.TLSProtocol, texts[tTLSProtocol])
+	setText(&r.TLSCipher, texts[tTLSCipher])
 	return 0, true
 }
 
