@@ -25,6 +25,14 @@ const (
 	cfUA
 	cfQuery
 	cfProtoVersion
+	cfHost
+	cfResult
+	cfResponseResult
+	cfCSBytes
+	cfTimeTaken
+	cfXFF
+	cfSSLProtocol
+	cfSSLCipher
 	cfNumCols
 )
 
@@ -32,26 +40,37 @@ const (
 // real-time log spellings (cs-user-agent, ...) are accepted too, so a
 // headerless real-time log stream works after SetFields.
 var cfColumns = map[string]cfCol{
-	"date":                cfDate,
-	"time":                cfTime,
-	"timestamp":           cfTimestamp,
-	"x-edge-location":     cfEdge,
-	"sc-bytes":            cfBytes,
-	"c-ip":                cfIP,
-	"cs-method":           cfMethod,
-	"cs-uri-stem":         cfStem,
-	"sc-status":           cfStatus,
-	"cs(Referer)":         cfReferer,
-	"cs-referer":          cfReferer,
-	"cs(User-Agent)":      cfUA,
-	"cs-user-agent":       cfUA,
-	"cs-uri-query":        cfQuery,
-	"cs-protocol-version": cfProtoVersion,
+	"date":                        cfDate,
+	"time":                        cfTime,
+	"timestamp":                   cfTimestamp,
+	"x-edge-location":             cfEdge,
+	"sc-bytes":                    cfBytes,
+	"c-ip":                        cfIP,
+	"cs-method":                   cfMethod,
+	"cs-uri-stem":                 cfStem,
+	"sc-status":                   cfStatus,
+	"cs(Referer)":                 cfReferer,
+	"cs-referer":                  cfReferer,
+	"cs(User-Agent)":              cfUA,
+	"cs-user-agent":               cfUA,
+	"cs-uri-query":                cfQuery,
+	"cs-protocol-version":         cfProtoVersion,
+	"cs(Host)":                    cfHost,
+	"cs-host":                     cfHost,
+	"x-edge-result-type":          cfResult,
+	"x-edge-response-result-type": cfResponseResult,
+	"cs-bytes":                    cfCSBytes,
+	"time-taken":                  cfTimeTaken,
+	"x-forwarded-for":             cfXFF,
+	"ssl-protocol":                cfSSLProtocol,
+	"ssl-cipher":                  cfSSLCipher,
 }
 
 // cfColNames names the columns in errors.
 var cfColNames = [cfNumCols]string{"date", "time", "timestamp", "x-edge-location", "sc-bytes", "c-ip",
-	"cs-method", "cs-uri-stem", "sc-status", "cs(Referer)", "cs(User-Agent)", "cs-uri-query", "cs-protocol-version"}
+	"cs-method", "cs-uri-stem", "sc-status", "cs(Referer)", "cs(User-Agent)", "cs-uri-query", "cs-protocol-version",
+	"cs(Host)", "x-edge-result-type", "x-edge-response-result-type", "cs-bytes", "time-taken", "x-forwarded-for",
+	"ssl-protocol", "ssl-cipher"}
 
 // CloudFrontStandardFields is the column order of CloudFront standard
 // logs (version 1.0) as AWS documents it today; it applies until a
@@ -113,10 +132,13 @@ func buildLayout(names []string) (cfLayout, bool) {
 //   - cs-uri-stem, plus "?" and cs-uri-query when there is a query: Path.
 //   - sc-status: Status ("000", a client that went away, is 0).
 //   - sc-bytes: Bytes; cs-protocol-version: Protocol.
-//   - x-edge-location (e.g. FRA53): Host. Record has one host field and
-//     the edge is what per-location reports group by; cs(Host), the
-//     distribution's domain, is the same for every line of a log and is
-//     not kept.
+//   - cs(Host), the distribution's domain: Host; x-edge-location (e.g.
+//     FRA53): Edge; x-edge-result-type and x-edge-response-result-type:
+//     EdgeResult, EdgeResponseResult; cs-bytes: RequestBytes;
+//     time-taken (seconds, millisecond precision): TimeTaken;
+//     ssl-protocol, ssl-cipher: TLSProtocol, TLSCipher.
+//   - x-forwarded-for: ForwardedFor; c-ip is the peer and the decoder's
+//     ClientPolicy picks ClientIP, as for access logs.
 //   - cs(Referer), cs(User-Agent): Referer, UserAgent; "-" is "". The
 //     user agent is percent-decoded until stable (CloudFront encodes it
 //     twice: %2520 -> %20 -> space); path and referer are kept encoded,
@@ -124,6 +146,7 @@ func buildLayout(names []string) (cfLayout, bool) {
 //
 // The zero value is ready to use.
 type CloudFrontDecoder struct {
+	Client ClientPolicy
 	layout *cfLayout // nil: defaultCFLayout
 	tab    strtab
 }
@@ -223,7 +246,32 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 	} else if _, ok := parseIPBytes(v); !ok {
 		return cfErr(ErrMalformed, cfIP, "not an IP address", v)
 	}
-	d.addText(tClientIP, spans[cfIP], line, decVerbatim)
+	if seen[cfXFF] && !isDash(field(cfXFF)) {
+		d.addText(tForwardedFor, spans[cfXFF], line, decVerbatim)
+	}
+	xff := hop{-1, -1}
+	if seen[cfXFF] && !isDash(field(cfXFF)) && len(field(cfXFF)) > 0 {
+		xff = hop{spans[cfXFF][0], spans[cfXFF][1]}
+	}
+	c, ok := d.Client.pickForwarded(line, hop{spans[cfIP][0], spans[cfIP][1]}, xff)
+	if !ok {
+		return cfErr(ErrMalformed, cfIP, "not an IP address", field(cfIP))
+	}
+	d.tab.add(tClientIP, c.start, c.end, decVerbatim)
+	if seen[cfCSBytes] {
+		n, ok := parseSize(field(cfCSBytes))
+		if !ok {
+			return cfErr(ErrMalformed, cfCSBytes, "not a number", field(cfCSBytes))
+		}
+		r.RequestBytes = n
+	}
+	if seen[cfTimeTaken] && !isDash(field(cfTimeTaken)) {
+		d, ok := parseSeconds(field(cfTimeTaken))
+		if !ok {
+			return cfErr(ErrMalformed, cfTimeTaken, "not a duration in seconds", field(cfTimeTaken))
+		}
+		r.TimeTaken = d
+	}
 	if seen[cfStatus] {
 		st, ok := parseStatus(field(cfStatus))
 		if !ok {
@@ -238,7 +286,12 @@ func (d *CloudFrontDecoder) scan(line []byte, r *Record, tm *time.Time) error {
 		}
 		r.Bytes = n
 	}
-	d.addText(tHost, spans[cfEdge], line, decVerbatim)
+	d.addText(tEdge, spans[cfEdge], line, decVerbatim)
+	d.addText(tHost, spans[cfHost], line, decVerbatim)
+	d.addText(tEdgeResult, spans[cfResult], line, decVerbatim)
+	d.addText(tEdgeResponseResult, spans[cfResponseResult], line, decVerbatim)
+	d.addText(tTLSProtocol, spans[cfSSLProtocol], line, decVerbatim)
+	d.addText(tTLSCipher, spans[cfSSLCipher], line, decVerbatim)
 	d.addText(tMethod, spans[cfMethod], line, decVerbatim)
 	d.addText(tProtocol, spans[cfProtoVersion], line, decVerbatim)
 	d.addText(tReferer, spans[cfReferer], line, decVerbatim)

@@ -115,7 +115,8 @@ func TestDecodeRealLines(t *testing.T) {
 				Status:    302,
 				Bytes:     376,
 				UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-				Host:      "FRA53",
+				Host:      "d345qc258n54ge.cloudfront.net", Edge: "FRA53", EdgeResult: "LambdaGeneratedResponse", EdgeResponseResult: "LambdaGeneratedResponse",
+				RequestBytes: 337, TimeTaken: 394 * time.Millisecond, TLSProtocol: "TLSv1.2", TLSCipher: "ECDHE-RSA-AES128-GCM-SHA256",
 			}),
 		},
 		{
@@ -130,7 +131,8 @@ func TestDecodeRealLines(t *testing.T) {
 				Status:    200,
 				Bytes:     965,
 				UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:61.0) Gecko/20100101 Firefox/61.0",
-				Host:      "BOM52",
+				Host:      "d345qc258n54ge.cloudfront.net", Edge: "BOM52", EdgeResult: "Hit", EdgeResponseResult: "Hit",
+				RequestBytes: 337, TimeTaken: 1047 * time.Millisecond, TLSProtocol: "TLSv1.2", TLSCipher: "ECDHE-RSA-AES128-GCM-SHA256",
 			}),
 		},
 		{
@@ -145,7 +147,8 @@ func TestDecodeRealLines(t *testing.T) {
 				Status:    200,
 				Bytes:     966,
 				UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 11_0 like Mac OS X) AppleWebKit/604.1.38 (KHTML, like Gecko) Version/11.0 Mobile/15A372 Safari/604.1",
-				Host:      "DUB2",
+				Host:      "d345qc258n54ge.cloudfront.net", Edge: "DUB2", EdgeResult: "Hit", EdgeResponseResult: "Hit",
+				RequestBytes: 394, TimeTaken: 417 * time.Millisecond, TLSProtocol: "TLSv1.2", TLSCipher: "ECDHE-RSA-AES128-GCM-SHA256",
 			}),
 		},
 		{
@@ -303,7 +306,9 @@ func TestDecodeSynthetic(t *testing.T) {
 			in: "2024-03-01\t12:00:01\tIAD89\t0\t2001:db8::7\tGET\td1.cloudfront.net\t/a.js\t000\thttps://example.com/\tcurl/8.5.0\tv=1&x=%20\t-\tError\tid\td1\thttps\t100\t0.001\t-\tTLSv1.3\tTLS_AES_128_GCM_SHA256\tError\tHTTP/2.0\t-\t-",
 			want: hit(records.Record{
 				Time: time.Date(2024, 3, 1, 12, 0, 1, 0, time.UTC), ClientIP: "2001:db8::7", Method: "GET",
-				Path: "/a.js?v=1&x=%20", Protocol: "HTTP/2.0", Referer: "https://example.com/", UserAgent: "curl/8.5.0", Host: "IAD89",
+				Path: "/a.js?v=1&x=%20", Protocol: "HTTP/2.0", Referer: "https://example.com/", UserAgent: "curl/8.5.0", Host: "d1.cloudfront.net",
+				Edge: "IAD89", EdgeResult: "Error", EdgeResponseResult: "Error", RequestBytes: 100, TimeTaken: time.Millisecond,
+				TLSProtocol: "TLSv1.3", TLSCipher: "TLS_AES_128_GCM_SHA256",
 			}),
 		},
 		{
@@ -388,7 +393,7 @@ func TestCloudFrontFieldsHeader(t *testing.T) {
 	if err := d.Decode([]byte("192.0.2.1\t2024-01-02\t404\t03:04:05\tLHR62\tcurl%2F8"), &r); err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	want := hit(records.Record{Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), ClientIP: "192.0.2.1", Status: 404, Host: "LHR62", UserAgent: "curl/8"})
+	want := hit(records.Record{Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), ClientIP: "192.0.2.1", Status: 404, Edge: "LHR62", UserAgent: "curl/8"})
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("record mismatch (-want +got):\n%s", diff)
 	}
@@ -412,7 +417,7 @@ func TestCloudFrontFieldsHeader(t *testing.T) {
 	if err := rt.Decode([]byte("1591725813.034\t198.51.100.1\t0.002\t200\t512\tGET\thttps\td1.cloudfront.net\t/x\tcurl/7.64"), &r); err != nil {
 		t.Fatalf("Decode real-time line: %v", err)
 	}
-	want = hit(records.Record{Time: time.Unix(1591725813, 34e6).UTC(), ClientIP: "198.51.100.1", Status: 200, Bytes: 512, Method: "GET", Path: "/x", UserAgent: "curl/7.64"})
+	want = hit(records.Record{Time: time.Unix(1591725813, 34e6).UTC(), ClientIP: "198.51.100.1", Status: 200, Bytes: 512, Method: "GET", Path: "/x", UserAgent: "curl/7.64", Host: "d1.cloudfront.net"})
 	if diff := cmp.Diff(want, r); diff != "" {
 		t.Errorf("real-time record mismatch (-want +got):\n%s", diff)
 	}

@@ -117,7 +117,7 @@ func TestDecodeEveryLine(t *testing.T) {
 						got.NoReferer++
 					}
 					if tt.format == records.FormatCloudFront {
-						got.EdgeRecords[r.Host]++
+						got.EdgeRecords[r.Edge]++
 					}
 					if r.Time.IsZero() {
 						t.Errorf("line %d: hit without time", n)

@@ -223,6 +223,8 @@ func startDecode(r *Record) {
 	r.Bytes = 0
 	r.Quantity = 0
 	r.UnitPrice = 0
+	r.RequestBytes = 0
+	r.TimeTaken = 0
 }
 
 // finishDecode stores the time and the strings: the last step of a
@@ -245,4 +247,4 @@ func finishDecode(f Format, tab *strtab, data []byte, r *Record, t time.Time, ki
 // textFieldNames names Record's string fields in errors.
 var textFieldNames = [numTextFields]string{"client", "method", "path", "protocol", "referer", "user_agent", "host",
 	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country",
-	"forwarded_for", "tls_protocol", "tls_cipher"}
+	"forwarded_for", "tls_protocol", "tls_cipher", "x-edge-location", "x-edge-result-type", "x-edge-response-result-type"}

@@ -1,8 +1,10 @@
 package records
 
 import (
+	"bytes"
 	"math"
 	"strconv"
+	"time"
 )
 
 // parseInt parses an optionally signed decimal integer with no
@@ -101,4 +103,33 @@ func slowFloat(b []byte) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// parseSeconds reads a non-negative decimal number of seconds ("0.002",
+// "12", "1.5") with at most nanosecond precision, up to about 290 years.
+func parseSeconds(b []byte) (time.Duration, bool) {
+	whole, frac := b, []byte(nil)
+	if i := bytes.IndexByte(b, '.'); i >= 0 {
+		whole, frac = b[:i], b[i+1:]
+	}
+	if len(whole) == 0 && len(frac) == 0 || len(whole) > 10 || len(frac) > 9 {
+		return 0, false
+	}
+	var d time.Duration
+	for _, c := range whole {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d = d*10 + time.Duration(c-'0')
+	}
+	d *= time.Second
+	scale := time.Second
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		scale /= 10
+		d += time.Duration(c-'0') * scale
+	}
+	return d, true
 }

@@ -64,7 +64,7 @@ type Record struct {
 	Bytes     int64 // response bytes, 0 for "-"
 	Referer   string
 	UserAgent string
-	Host      string // virtual host, or CloudFront edge location (e.g. FRA53)
+	Host      string // virtual host; for CloudFront the distribution's domain (cs(Host))
 	SessionID string
 	// ForwardedFor is the X-Forwarded-For list as logged ("a, b"), "" when
 	// the line has none or "-".
@@ -73,6 +73,16 @@ type Record struct {
 	// cipher suite, where the log has them (mod_ssl's ssl_request_log).
 	TLSProtocol string
 	TLSCipher   string
+	// CloudFront fields: the edge location (x-edge-location, e.g. FRA53),
+	// how the edge served the request (x-edge-result-type: Hit, Miss,
+	// RefreshHit, Error, ...) and what it returned
+	// (x-edge-response-result-type), the request's size (cs-bytes) and the
+	// time the edge took (time-taken).
+	Edge               string
+	EdgeResult         string
+	EdgeResponseResult string
+	RequestBytes       int64
+	TimeTaken          time.Duration
 	// Event names a clickstream event ("pageview" when the payload does not say).
 	Event string
 

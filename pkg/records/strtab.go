@@ -38,6 +38,9 @@ const (
 	tForwardedFor
 	tTLSProtocol
 	tTLSCipher
+	tEdge
+	tEdgeResult
+	tEdgeResponseResult
 	numTextFields
 )
 
@@ -140,6 +143,9 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 	setText(&r.ForwardedFor, texts[tForwardedFor])
 	setText(&r.TLSProtocol, texts[tTLSProtocol])
 	setText(&r.TLSCipher, texts[tTLSCipher])
+	setText(&r.Edge, texts[tEdge])
+	setText(&r.EdgeResult, texts[tEdgeResult])
+	setText(&r.EdgeResponseResult, texts[tEdgeResponseResult])
 	return 0, true
 }
 
