@@ -59,7 +59,7 @@ func runReplay(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&f.speedText, "speed", "1", "time factor (60 = 60x faster than recorded) or max")
 	fs.DurationVar(&f.maxGap, "max-gap", 5*time.Second, "longest wait between two records")
 	fs.IntVar(&f.loop, "loop", 1, "replay the files N times (0 = until interrupted)")
-	fs.StringVar(&f.format, "format", "auto", "input format: auto|combined|cloudfront|orders-csv (and the JSON formats)")
+	fs.StringVar(&f.format, "format", "auto", "input format: auto|combined|cloudfront|orders-csv (and the JSON formats); orders-agent-json reads the orders CSV and sends each line as Kinesis Agent CSVTOJSON output")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -73,6 +73,11 @@ func runReplay(ctx context.Context, args []string, e env) error {
 	}
 	if f.speed, err = parseSpeed(f.speedText); err != nil {
 		return err
+	}
+	// orders-agent-json reads the orders CSV and sends agent JSON.
+	agent := f.format == formatAgentJSON
+	if agent {
+		f.format = string(records.FormatOrdersCSV)
 	}
 	format, err := records.ParseFormat(f.format)
 	if err != nil {
@@ -93,7 +98,7 @@ func runReplay(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	r := &replayer{
-		flags: &f, format: format, prod: p.prod, log: p.log,
+		flags: &f, format: format, agent: agent, prod: p.prod, log: p.log,
 		pace: pacer{speed: f.speed, maxGap: f.maxGap, now: e.now, sleep: e.sleep},
 		rnd:  rand.Uint64,
 	}
@@ -111,6 +116,7 @@ func runReplay(ctx context.Context, args []string, e env) error {
 type replayer struct {
 	flags  *replayFlags
 	format records.Format
+	agent  bool // send orders as Kinesis Agent JSON (formatAgentJSON)
 	prod   *putter.Producer
 	log    *zap.Logger
 	pace   pacer
@@ -166,6 +172,13 @@ func (r *replayer) file(ctx context.Context, name string) error {
 			keys = traffic.Keys{IP: strings.Clone(rec.ClientIP), Session: strings.Clone(rec.SessionID), Customer: strings.Clone(rec.CustomerID)}
 			if err := r.pace.wait(ctx, rec.Time); err != nil {
 				return err
+			}
+			if r.agent {
+				// A line the agent could not convert goes as it is: the
+				// consumer dead-letters it with the reason.
+				if js, err := agentJSON(line); err == nil {
+					line = js
+				}
 			}
 		}
 		// Undecodable lines are still sent: the consumer dead-letters them.

@@ -118,7 +118,7 @@ func NewDecoderWith(f Format, o Options) (Decoder, error) {
 // so one stream may mix formats. The rules, in order, on the payload
 // without leading space:
 //
-//   - '{': JSON; an order when it has an "invoice_no" key, else a
+//   - '{': JSON; an order when it has an "invoice_no" or "InvoiceNo" key, else a
 //     clickstream hit.
 //   - '#', or ten or more tabs: a CloudFront line (its header state is
 //     kept as with FormatCloudFront).
@@ -146,7 +146,7 @@ func Sniff(data []byte) Format {
 	}
 	switch data[i] {
 	case '{':
-		if bytes.Contains(data, []byte(`"invoice_no"`)) {
+		if bytes.Contains(data, []byte(`"invoice_no"`)) || bytes.Contains(data, []byte(`"InvoiceNo"`)) {
 			return FormatOrdersJSON
 		}
 		return FormatClickstream

@@ -3,7 +3,10 @@ package records
 import "time"
 
 // OrderJSONDecoder reads one Online Retail order line as a JSON object
-// with snake_case keys:
+// with snake_case keys, or with the keys a Kinesis Agent's CSVTOJSON
+// conversion writes (customFieldNames InvoiceNo, StockCode, Description,
+// Quantity, InvoiceDate, UnitPrice, Customer, Country; CustomerID is
+// accepted too; every value a string, the date as in the CSV):
 //
 //	{"invoice_no":"536365","stock_code":"85123A","description":"WHITE HANGING HEART T-LIGHT HOLDER",
 //	 "quantity":6,"invoice_date":"2010-12-01 08:26:00","unit_price":2.55,
@@ -13,7 +16,8 @@ import "time"
 // strings or numbers (customer_id 17850.0 becomes "17850");
 // quantity is an integer and unit_price a number, either also accepted
 // as a string; invoice_date takes the OrderCSVDecoder forms or epoch
-// milliseconds. invoice_no and quantity are required; null means absent;
+// milliseconds. An empty customer ("", as the agent writes an empty CSV
+// cell) means none. invoice_no and quantity are required; null means absent;
 // unknown keys are ignored.
 //
 // The zero value is ready to use.
@@ -53,25 +57,25 @@ func (d *OrderJSONDecoder) scan(b []byte, r *Record, tm *time.Time) error {
 		v := &it.val
 		var err error
 		switch string(key) {
-		case "invoice_no":
+		case "invoice_no", "InvoiceNo":
 			err = jsonText(&d.tab, f, b, v, tInvoiceNo, true)
 			if v.kind != jsonNull {
 				hasInvoice = v.end > v.start
 			}
-		case "stock_code":
+		case "stock_code", "StockCode":
 			err = jsonText(&d.tab, f, b, v, tStockCode, true)
-		case "description":
+		case "description", "Description":
 			err = jsonText(&d.tab, f, b, v, tDescription, false)
-		case "country":
+		case "country", "Country":
 			err = jsonText(&d.tab, f, b, v, tCountry, false)
-		case "customer_id":
+		case "customer_id", "Customer", "CustomerID":
 			err = jsonText(&d.tab, f, b, v, tCustomerID, true)
-		case "quantity":
+		case "quantity", "Quantity":
 			r.Quantity, err = jsonInt(f, b, v, "quantity")
 			hasQuantity = hasQuantity || v.kind != jsonNull
-		case "unit_price":
+		case "unit_price", "UnitPrice":
 			err = d.price(b, v, r)
-		case "invoice_date":
+		case "invoice_date", "InvoiceDate":
 			err = d.date(b, v, tm)
 		}
 		if err != nil {
