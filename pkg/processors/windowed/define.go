@@ -3,11 +3,13 @@ package windowed
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 // Validator is implemented by settings that check themselves; path
@@ -78,4 +80,16 @@ func Define[C, S any](name, doc string, defaults func() C, build func(cfg C, app
 			return append(out, spec.Claims...), nil
 		},
 	}
+}
+
+// DefaultWindow is a one-minute window with 5 s grace, closed after 30 s
+// without records: a good default for a plugin's settings.
+func DefaultWindow() window.Config {
+	return window.Config{Size: time.Minute, Grace: 5 * time.Second, Idle: 30 * time.Second}
+}
+
+// Tumbling is the Spec of one tumbling window size counting records of
+// the given kinds (none: every kind), written under the instance name.
+func Tumbling(cfg window.Config, kinds ...records.Kind) Spec {
+	return Spec{Kinds: kinds, Windows: []Window{{Config: cfg}}}
 }
