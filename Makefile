@@ -25,13 +25,17 @@ LOCALSTACK := scripts/localstack
 # Runs a command with the local stack's AWS_* variables exported.
 WITH_STACK_ENV = eval "$$($(LOCALSTACK) env)" &&
 
-.PHONY: chaos image build test test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
+.PHONY: chaos image build test test-examples test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
 
 build: ## Build every binary into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 test: stack-up browser-deps ## Start the local AWS stack if needed and run every test (unit + integration)
 	$(WITH_STACK_ENV) $(GO) test $(GOTEST_FLAGS) -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(WITH_STACK_ENV) scripts/test-examples
+
+test-examples: stack-up ## Build examples/ as its own module outside the repo; run its conformance test and its custom consumer's replay
+	$(WITH_STACK_ENV) scripts/test-examples
 
 browser-deps: ## Install Debian chromium + chromium-driver when missing (the dashboard's browser test)
 	scripts/browser-deps >/dev/null || echo "browser-deps: chromium unavailable; the dashboard browser test will skip (and fail in CI)" >&2

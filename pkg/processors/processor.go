@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardwatch/shardwatch/pkg/records"
+	"github.com/shardwatch/shardwatch/pkg/results"
 )
 
 // Reason says why a processor is closed.
@@ -70,35 +71,15 @@ type Store interface {
 	PutIfAbsent(ctx context.Context, table, keyAttr string, item map[string]types.AttributeValue) (bool, error)
 }
 
-// Item is a whole DynamoDB item to write (an overwrite: idempotent).
-// Key identifies it inside one batch so the last write per key wins.
-type Item struct {
-	Table string
-	Key   string
-	Attrs map[string]types.AttributeValue
-}
-
-// Message is a notification to publish (SNS).
-type Message struct {
-	Topic      string
-	Subject    string
-	Body       []byte
-	Attributes map[string]string
-}
-
-// Datum is one metric observation aggregated per second.
-type Datum struct {
-	Name  string
-	Unit  string // CloudWatch unit: Count, Bytes, Milliseconds, Percent, None
-	Dims  []Dim  // bounded cardinality only: never an IP or customer
-	Time  time.Time
-	Value float64
-	// Count > 1 makes Value a sum of Count observations.
-	Count float64
-}
-
-// Dim is one metric dimension.
-type Dim struct{ Name, Value string }
+// The result value types live in the leaf package results (so that sinks
+// need not import this plugin API); these aliases keep their names here.
+type (
+	Item       = results.Item
+	Message    = results.Message
+	Datum      = results.Datum
+	Dim        = results.Dim
+	DeadLetter = results.DeadLetter
+)
 
 // Emitter collects a processor's results. Everything emitted while a batch
 // is processed is durably written before the batch is checkpointed.
@@ -124,19 +105,6 @@ type Processor interface {
 // Factory builds a processor for a newly leased shard. Start-up work that
 // reads state (restoring partials) happens here, bounded by ctx.
 type Factory func(ctx context.Context, env Env) (Processor, error)
-
-// DeadLetter is a record the pipeline could not decode or process, kept
-// with the reason so nothing is lost silently.
-type DeadLetter struct {
-	Stream       string
-	ShardID      string
-	Sequence     string
-	SubSequence  int64
-	PartitionKey string
-	ArrivalTime  time.Time
-	Reason       string // e.g. "decode combined: truncated request line"
-	Data         []byte
-}
 
 // The sink interfaces below are what the pipeline writes to. Each call
 // must return only when its input is durably written (or fail): the

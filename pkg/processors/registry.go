@@ -14,6 +14,10 @@ import (
 // AppInfo is what every plugin may need to know about the application it
 // runs in: where to write and how long results live.
 type AppInfo struct {
+	// Instance is the configured name of the processor being built (the
+	// key under "processors:"). It namespaces the keys the instance
+	// writes; "" means the plugin name.
+	Instance      string
 	App           string
 	Stream        string
 	Namespace     string // CloudWatch namespace
@@ -59,6 +63,26 @@ type Plugin struct {
 	// Build decodes settings strictly (unknown keys are errors naming the
 	// field, e.g. "processors.topn.n: must be >= 1") and returns a Factory.
 	Build func(settings *yaml.Node, app AppInfo) (Factory, error)
+	// Claims, when set, returns the keys an instance with these settings
+	// writes. Registry.Instances refuses two instances whose claims
+	// overlap, so two instances cannot overwrite each other's results.
+	Claims func(settings *yaml.Node, app AppInfo) ([]Claim, error)
+}
+
+// Claim is a range of item keys an instance writes: every key of Table
+// starting with Prefix ("" claims the whole table).
+type Claim struct{ Table, Prefix string }
+
+// overlaps reports whether c and d can name the same item.
+func (c Claim) overlaps(d Claim) bool {
+	return c.Table == d.Table && (strings.HasPrefix(c.Prefix, d.Prefix) || strings.HasPrefix(d.Prefix, c.Prefix))
+}
+
+func (c Claim) String() string {
+	if c.Prefix == "" {
+		return "table " + c.Table
+	}
+	return c.Table + " keys " + c.Prefix + "*"
 }
 
 // Errors returned by the registry.
@@ -66,6 +90,7 @@ var (
 	ErrUnknownProcessor = errors.New("unknown processor")
 	ErrDuplicatePlugin  = errors.New("duplicate plugin name")
 	ErrInvalidPlugin    = errors.New("invalid plugin")
+	ErrKeyCollision     = errors.New("would write the same keys")
 )
 
 // ConfigError is a configuration problem at a dotted field path, e.g.
@@ -126,6 +151,84 @@ func (r *Registry) Build(name string, settings *yaml.Node, app AppInfo) (Factory
 		return nil, fmt.Errorf("processors.%s: %w: Build returned a nil Factory", name, ErrInvalidPlugin)
 	}
 	return f, nil
+}
+
+// InstanceConfig is one entry of the "processors:" mapping: the instance
+// name and its settings. Settings may carry `type: PLUGIN`, which runs
+// plugin PLUGIN under this name (one plugin, several instances);
+// otherwise the name is the plugin's.
+type InstanceConfig struct {
+	Name     string
+	Settings *yaml.Node
+}
+
+// Instances builds every configured instance, in order. It refuses an
+// unknown plugin, a name listed twice and two instances whose key claims
+// overlap, naming both.
+func (r *Registry) Instances(cfgs []InstanceConfig, app AppInfo) ([]Named, error) {
+	type claimed struct {
+		instance string
+		c        Claim
+	}
+	var all []claimed
+	out := make([]Named, 0, len(cfgs))
+	seen := make(map[string]bool, len(cfgs))
+	for _, ic := range cfgs {
+		plugin, settings, err := pluginOf(ic)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ic.Name] {
+			return nil, FieldError("processors."+ic.Name, "listed twice")
+		}
+		seen[ic.Name] = true
+		a := app
+		a.Instance = ic.Name
+		f, err := r.Build(plugin, settings, a)
+		if err != nil {
+			return nil, err
+		}
+		if p := r.plugins[plugin]; p.Claims != nil {
+			cs, err := p.Claims(settings, a)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range cs {
+				for _, o := range all {
+					if o.c.overlaps(c) {
+						return nil, fmt.Errorf("processors.%s and processors.%s: %w (%s, %s); give one a different name",
+							o.instance, ic.Name, ErrKeyCollision, o.c, c)
+					}
+				}
+			}
+			for _, c := range cs {
+				all = append(all, claimed{ic.Name, c})
+			}
+		}
+		out = append(out, Named{Name: ic.Name, Factory: f})
+	}
+	return out, nil
+}
+
+// pluginOf resolves an entry to its plugin name and the settings without
+// the type key.
+func pluginOf(ic InstanceConfig) (string, *yaml.Node, error) {
+	n := ic.Settings
+	if n == nil || n.Kind != yaml.MappingNode {
+		return ic.Name, n, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "type" {
+			continue
+		}
+		if n.Content[i+1].Kind != yaml.ScalarNode || n.Content[i+1].Value == "" {
+			return "", nil, FieldError("processors."+ic.Name+".type", "must name a processor plugin")
+		}
+		rest := *n
+		rest.Content = append(append([]*yaml.Node{}, n.Content[:i]...), n.Content[i+2:]...)
+		return n.Content[i+1].Value, &rest, nil
+	}
+	return ic.Name, n, nil
 }
 
 // Names returns the plugin names, sorted.

@@ -15,4 +15,10 @@
 // closes the shard writes its final partial and merges all shards'
 // partials into the window's global item, re-evaluating the behaviour
 // signals on the summed counters (Merge, also used by read-side tools).
+//
+// Not yet on the window runner (pkg/processors/windowed): one window's
+// state (up to max_ips IPs) spans several chunk items of which only the
+// changed ones are rewritten on a flush, the merge reads the raw chunks,
+// and every flush also emits per-second BotShare metrics of the records
+// accepted; the runner writes one partial item per window and shard.
 package botdetect

@@ -2,14 +2,10 @@ package counters
 
 import (
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
 )
 
@@ -45,118 +41,7 @@ const (
 	AttrCount      = "count"
 	AttrResolution = "resolution"
 	attrCounts     = "counts" // partial: M of event -> N
-	attrFinals     = "finals"
 )
-
-// Partial is one shard's counts for one bucket (an APP-results item).
-type Partial struct {
-	Shard      string
-	Start, End time.Time
-	Pos        window.Position
-	Final      bool
-	Counts     map[string]int64
-}
-
-// Totals are the fleet-wide counts of one bucket.
-type Totals struct {
-	Start, End time.Time
-	// Merged shard partials, Finals of them final: the totals are complete
-	// when they are equal and every shard with traffic is merged.
-	Merged, Finals int
-	Counts         map[string]int64
-}
-
-// Merge sums shard partials of one bucket. Partials of the same shard
-// must not repeat (the last one wins).
-func Merge(partials []Partial) Totals {
-	var t Totals
-	last := make(map[string]int, len(partials))
-	for i, p := range partials {
-		last[p.Shard] = i
-	}
-	t.Counts = map[string]int64{}
-	for i, p := range partials {
-		if last[p.Shard] != i {
-			continue
-		}
-		if t.Merged == 0 || p.Start.Before(t.Start) {
-			t.Start, t.End = p.Start, p.End
-		}
-		t.Merged++
-		if p.Final {
-			t.Finals++
-		}
-		for k, n := range p.Counts {
-			t.Counts[k] += n
-		}
-	}
-	return t
-}
-
-// PartialItem encodes p into the results table.
-func PartialItem(table string, r Resolution, p *Partial, expires time.Time) processors.Item {
-	keys := r.Keys()
-	h := window.Header{
-		PK: keys.Window(p.Start), SK: window.ShardSK(p.Shard), Kind: window.KindPartial, Shard: p.Shard,
-		Start: p.Start, End: p.End, Pos: p.Pos, Final: p.Final, ExpiresAt: expires,
-	}
-	m := h.Attrs(1)
-	cm := make(map[string]types.AttributeValue, len(p.Counts))
-	for k, n := range p.Counts {
-		cm[k] = window.Int(n)
-	}
-	m[attrCounts] = &types.AttributeValueMemberM{Value: cm}
-	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
-}
-
-// ParsePartial decodes a PartialItem.
-func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
-	h, err := window.ParseHeader(item)
-	if err != nil {
-		return Partial{}, err
-	}
-	p := Partial{Shard: h.Shard, Start: h.Start, End: h.End, Pos: h.Pos, Final: h.Final, Counts: map[string]int64{}}
-	cm, ok := item[attrCounts].(*types.AttributeValueMemberM)
-	if !ok {
-		return p, fmt.Errorf("%w: %s %s: no %s", window.ErrBadItem, h.PK, h.SK, attrCounts)
-	}
-	for k, v := range cm.Value {
-		n, ok := v.(*types.AttributeValueMemberN)
-		if !ok {
-			return p, fmt.Errorf("%w: %s %s: %s.%s", window.ErrBadItem, h.PK, h.SK, attrCounts, k)
-		}
-		x, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil {
-			return p, fmt.Errorf("%w: %s %s: %s.%s: %v", window.ErrBadItem, h.PK, h.SK, attrCounts, k, err)
-		}
-		p.Counts[k] = x
-	}
-	return p, nil
-}
-
-// CounterItems returns one counters-table item per event of t (sorted by
-// event): partition key event, sort key the bucket, the fleet-wide count.
-// They are final when every merged partial was.
-func CounterItems(table string, r Resolution, t *Totals, expires time.Time) []processors.Item {
-	bucket := r.Bucket(t.Start)
-	final := t.Merged > 0 && t.Finals == t.Merged
-	out := make([]processors.Item, 0, len(t.Counts))
-	for _, ev := range slices.Sorted(maps.Keys(t.Counts)) {
-		out = append(out, processors.Item{Table: table, Key: ev + "|" + bucket, Attrs: map[string]types.AttributeValue{
-			AttrEvent:              window.Str(ev),
-			AttrBucket:             window.Str(bucket),
-			AttrCount:              window.Int(t.Counts[ev]),
-			AttrResolution:         window.Str(r.Name),
-			window.AttrWindowStart: window.Str(window.FormatTime(t.Start)),
-			window.AttrWindowEnd:   window.Str(window.FormatTime(t.End)),
-			window.AttrMerged:      window.Int(int64(t.Merged)),
-			attrFinals:             window.Int(int64(t.Finals)),
-			window.AttrFinal:       window.Bool(final),
-			window.AttrExpiresAt:   window.Int(expires.Unix()),
-		}})
-	}
-	return out
-}
 
 // ParseCounter reads a counters-table item: event, bucket, count, final.
 func ParseCounter(item map[string]types.AttributeValue) (event, bucket string, count int64, final bool, err error) {

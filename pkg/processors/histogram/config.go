@@ -15,8 +15,8 @@ import (
 // Config is the histogram processor's settings (processors.histogram).
 type Config struct {
 	window.Config `yaml:",inline"`
-	// Name prefixes the item keys ("<name>#60s#<window start>"); give
-	// each histogram processor of one application its own name.
+	// Name prefixes the item keys ("<name>#60s#<window start>"); "" means
+	// the instance name (the key under processors:).
 	Name string `yaml:"name"`
 	// Buckets are the bucket upper bounds in bytes, ascending: bucket i
 	// counts responses of size in (Buckets[i-1], Buckets[i]], bucket 0
@@ -43,7 +43,6 @@ func DefaultBuckets() []ByteSize {
 func DefaultConfig() Config {
 	return Config{
 		Config:   window.Config{Size: 60 * time.Second, Grace: 5 * time.Second, Idle: 30 * time.Second},
-		Name:     Name,
 		Buckets:  DefaultBuckets(),
 		TopK:     10,
 		MaxHosts: 1000,
@@ -71,7 +70,7 @@ func (c Config) Validate(path string) error {
 		return err
 	}
 	switch {
-	case !validName(c.Name):
+	case c.Name != "" && !validName(c.Name):
 		return processors.FieldError(path+".name", "%q: want 1-40 of a-z, 0-9, '-' and '_', starting with a letter or digit", c.Name)
 	case len(c.Buckets) < 1 || len(c.Buckets) > maxBuckets:
 		return processors.FieldError(path+".buckets", "must list 1 to %d upper bounds", maxBuckets)

@@ -321,7 +321,7 @@ func TestLargestExact(t *testing.T) {
 			id := fmt.Sprintf("shardId-%012d", s)
 			processortest.Sequence(id, recs)
 			all = append(all, recs...)
-			h := &processortest.Harness{Factory: histogram.NewFactory(cfg, app), Store: store,
+			h := &processortest.Harness{Factory: build(t, fmt.Sprintf("top_k: %d\n", k)), Store: store,
 				Clock: processortest.NewClock(t0), Shard: processors.Shard{Stream: "web", ShardID: id}}
 			p, err := h.Start(t.Context())
 			if err != nil {
@@ -445,7 +445,7 @@ func TestHostCapAndClip(t *testing.T) {
 		{Kind: records.KindOrder, Time: t0, Host: "f", Bytes: 1},
 	}
 	processortest.Sequence("s", recs)
-	h := &processortest.Harness{Factory: histogram.NewFactory(cfg, app), Store: processortest.NewStore(),
+	h := &processortest.Harness{Factory: build(t, "max_hosts: 3\ntop_k: 2\n"), Store: processortest.NewStore(),
 		Clock: processortest.NewClock(t0), Shard: processors.Shard{Stream: "web", ShardID: "s"}}
 	p, err := h.Start(t.Context())
 	if err != nil {

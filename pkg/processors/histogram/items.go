@@ -10,6 +10,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
+	"github.com/shardwatch/shardwatch/pkg/processors/windowed"
 )
 
 // Attribute names of histogram items (besides window's common ones).
@@ -40,7 +41,7 @@ func PartialItem(table string, keys window.Keys, p *Partial, expires time.Time) 
 		Start: p.Start, End: p.End, Pos: p.Pos, Final: p.Final, ExpiresAt: expires,
 	}
 	m := h.Attrs(11)
-	putHistogram(m, p.Edges, p.Total, p.Hosts, p.Other, p.Largest)
+	putHistogram(windowed.FieldsOf(m), p.Edges, p.Total, p.Hosts, p.Other, p.Largest)
 	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
 }
 
@@ -52,24 +53,24 @@ func GlobalItem(table string, keys window.Keys, g *Global, pos window.Position, 
 		Start: g.Start, End: g.End, Pos: pos, Final: g.Merged > 0 && g.Finals == g.Merged, ExpiresAt: expires,
 	}
 	m := h.Attrs(14)
-	putHistogram(m, g.Edges, g.Total, g.Hosts, g.Other, g.Largest)
+	putHistogram(windowed.FieldsOf(m), g.Edges, g.Total, g.Hosts, g.Other, g.Largest)
 	m[window.AttrMerged] = window.Int(int64(g.Merged))
 	m[attrFinals] = window.Int(int64(g.Finals))
 	m[attrSkipped] = window.Int(int64(g.Skipped))
 	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
 }
 
-func putHistogram(m map[string]types.AttributeValue, edges []int64, total Row, hosts []HostRow, other Row, largest []Large) {
-	m[attrEdges] = intList(edges)
-	m[attrRequests] = window.Int(total.Requests())
-	m[attrBytes] = window.Int(total.Bytes)
-	m[attrCounts] = intList(total.Counts)
-	m[attrHosts] = window.Str(encodeHosts(hosts))
-	m[attrHostCount] = window.Int(int64(len(hosts)))
-	m[attrOtherRequests] = window.Int(other.Requests())
-	m[attrOtherBytes] = window.Int(other.Bytes)
-	m[attrOtherCounts] = intList(other.Counts)
-	m[attrLargest] = window.Str(encodeLargest(largest))
+func putHistogram(f *windowed.Fields, edges []int64, total Row, hosts []HostRow, other Row, largest []Large) {
+	f.SetInts(attrEdges, edges)
+	f.SetInt(attrRequests, total.Requests())
+	f.SetInt(attrBytes, total.Bytes)
+	f.SetInts(attrCounts, total.Counts)
+	f.SetStr(attrHosts, encodeHosts(hosts))
+	f.SetInt(attrHostCount, int64(len(hosts)))
+	f.SetInt(attrOtherRequests, other.Requests())
+	f.SetInt(attrOtherBytes, other.Bytes)
+	f.SetInts(attrOtherCounts, other.Counts)
+	f.SetStr(attrLargest, encodeLargest(largest))
 }
 
 // ParsePartial decodes a PartialItem.
@@ -79,7 +80,7 @@ func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
 		return Partial{}, err
 	}
 	p := Partial{Shard: h.Shard, Start: h.Start, End: h.End, Pos: h.Pos, Final: h.Final}
-	if err := parseHistogram(item, &p.Edges, &p.Total, &p.Hosts, &p.Other, &p.Largest); err != nil {
+	if err := parseHistogram(windowed.FieldsOf(item), &p.Edges, &p.Total, &p.Hosts, &p.Other, &p.Largest); err != nil {
 		return p, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
 	}
 	return p, nil
@@ -96,63 +97,44 @@ func ParseGlobal(item map[string]types.AttributeValue) (Global, error) {
 	finals, _ := window.GetInt(item, attrFinals)
 	skipped, _ := window.GetInt(item, attrSkipped)
 	g.Merged, g.Finals, g.Skipped = int(merged), int(finals), int(skipped)
-	if err := parseHistogram(item, &g.Edges, &g.Total, &g.Hosts, &g.Other, &g.Largest); err != nil {
+	if err := parseHistogram(windowed.FieldsOf(item), &g.Edges, &g.Total, &g.Hosts, &g.Other, &g.Largest); err != nil {
 		return g, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
 	}
 	return g, nil
 }
 
-func parseHistogram(item map[string]types.AttributeValue, edges *[]int64, total *Row, hosts *[]HostRow, other *Row, largest *[]Large) error {
+func parseHistogram(f *windowed.Fields, edges *[]int64, total *Row, hosts *[]HostRow, other *Row, largest *[]Large) error {
 	var err error
-	if *edges, err = parseIntList(item[attrEdges]); err != nil {
-		return fmt.Errorf("%s: %w", attrEdges, err)
+	if *edges, err = f.Ints(attrEdges); err != nil {
+		return err
 	}
 	nb := len(*edges) + 1
-	if total.Counts, err = parseIntList(item[attrCounts]); err != nil || len(total.Counts) != nb {
+	if total.Counts, err = f.Ints(attrCounts); err != nil || len(total.Counts) != nb {
 		return fmt.Errorf("%w: %s: want %d buckets", window.ErrBadItem, attrCounts, nb)
 	}
-	total.Bytes, _ = window.GetInt(item, attrBytes)
-	if other.Counts, err = parseIntList(item[attrOtherCounts]); err != nil || len(other.Counts) != nb {
+	if other.Counts, err = f.Ints(attrOtherCounts); err != nil || len(other.Counts) != nb {
 		return fmt.Errorf("%w: %s: want %d buckets", window.ErrBadItem, attrOtherCounts, nb)
 	}
-	other.Bytes, _ = window.GetInt(item, attrOtherBytes)
-	s, _ := window.GetStr(item, attrHosts)
-	if *hosts, err = decodeHosts(s, nb); err != nil {
+	if total.Bytes, err = f.Int(attrBytes); err != nil {
+		return err
+	}
+	if other.Bytes, err = f.Int(attrOtherBytes); err != nil {
+		return err
+	}
+	s, err := f.Str(attrHosts)
+	if err == nil {
+		*hosts, err = decodeHosts(s, nb)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", attrHosts, err)
 	}
-	s, _ = window.GetStr(item, attrLargest)
-	if *largest, err = decodeLargest(s); err != nil {
+	if s, err = f.Str(attrLargest); err == nil {
+		*largest, err = decodeLargest(s)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", attrLargest, err)
 	}
 	return nil
-}
-
-func intList(xs []int64) types.AttributeValue {
-	l := make([]types.AttributeValue, len(xs))
-	for i, x := range xs {
-		l[i] = window.Int(x)
-	}
-	return &types.AttributeValueMemberL{Value: l}
-}
-
-func parseIntList(v types.AttributeValue) ([]int64, error) {
-	l, ok := v.(*types.AttributeValueMemberL)
-	if !ok {
-		return nil, fmt.Errorf("%w: missing number list", window.ErrBadItem)
-	}
-	out := make([]int64, len(l.Value))
-	for i, e := range l.Value {
-		n, ok := e.(*types.AttributeValueMemberN)
-		if !ok {
-			return nil, fmt.Errorf("%w: list entry %d is not a number", window.ErrBadItem, i)
-		}
-		x, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%w: list entry %d: %v", window.ErrBadItem, i, err)
-		}
-		out[i] = x
-	}
-	return out, nil
 }
 
 // Rows are text, one allocation per item and no per-value DynamoDB type

@@ -108,9 +108,9 @@ type Global struct {
 // those of the first partial given (a processor passes its own first);
 // partials with other bounds are skipped and counted.
 func Merge(partials []Partial, maxHosts, topK int) Global {
-	var g Global
+	var edges []int64
 	if len(partials) > 0 {
-		g.Edges = slices.Clone(partials[0].Edges)
+		edges = partials[0].Edges
 	}
 	byShard := make(map[string]int, len(partials))
 	ps := make([]Partial, 0, len(partials))
@@ -123,15 +123,28 @@ func Merge(partials []Partial, maxHosts, topK int) Global {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b Partial) int { return strings.Compare(a.Shard, b.Shard) })
+	skipped := 0
+	ps = slices.DeleteFunc(ps, func(p Partial) bool {
+		skip := !slices.Equal(edges, p.Edges)
+		if skip {
+			skipped++
+		}
+		return skip
+	})
+	g := merge(ps, edges, maxHosts, topK)
+	g.Skipped = skipped
+	return g
+}
+
+// merge combines partials of distinct shards with the same bucket edges,
+// in shard order.
+func merge(ps []Partial, edges []int64, maxHosts, topK int) Global {
+	g := Global{Edges: slices.Clone(edges)}
 	hosts := map[string]int{}
 	var rows []HostRow
 	largest := map[string]Large{}
 	for i := range ps {
 		p := &ps[i]
-		if !slices.Equal(g.Edges, p.Edges) {
-			g.Skipped++
-			continue
-		}
 		if g.Merged == 0 || p.Start.Before(g.Start) {
 			g.Start, g.End = p.Start, p.End
 		}

@@ -23,6 +23,7 @@ type state struct {
 	lastHost string
 	lastRow  int32
 	top      topK
+	parts    []Partial // decoded partials to merge
 }
 
 func newState(nb, maxHosts, k int) *state {

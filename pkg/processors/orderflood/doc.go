@@ -24,4 +24,9 @@
 // publishes once. Shutdown claims but does not publish (the next owner
 // does); an alarm raised by a shard's very last flush (shard ended) is
 // published but stays published=false.
+//
+// Not on the window runner (pkg/processors/windowed): the alarm is a
+// sliding count evaluated per record with fleet-wide de-duplication
+// (a conditional put per suppression period, then SNS), not a per-window
+// aggregate merged from shard partials.
 package orderflood

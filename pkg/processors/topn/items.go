@@ -10,6 +10,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
+	"github.com/shardwatch/shardwatch/pkg/processors/windowed"
 )
 
 // Result name in item keys: "topn#60s#<window start>".
@@ -48,34 +49,18 @@ func PartialItem(table string, keys window.Keys, p *Partial, expires time.Time) 
 		Start: p.Start, End: p.End, Pos: p.Pos, Final: p.Final, ExpiresAt: expires,
 	}
 	m := h.Attrs(16)
-	m[attrRequests] = window.Int(p.Requests)
-	m[attrBytes] = window.Int(p.Bytes)
-	m[attrKeys] = window.Int(p.Keys)
-	m[attrOverflowReq] = window.Int(p.OverflowRequests)
-	m[attrOverflowBytes] = window.Int(p.OverflowBytes)
-	m[attrIPs] = entriesAttr(p.IPs)
-	m[attrBoundReq] = window.Int(p.BoundRequests)
-	m[attrBoundBytes] = window.Int(p.BoundBytes)
-	m[attrErrReq] = window.Int(p.ErrRequests)
-	m[attrErrBytes] = window.Int(p.ErrBytes)
-	m[attrHosts] = entriesAttr(p.Hosts)
-	m[attrHostBoundReq] = window.Int(p.HostBoundRequests)
-	m[attrHostBoundB] = window.Int(p.HostBoundBytes)
-	m[attrHostErrReq] = window.Int(p.HostErrRequests)
-	m[attrHostErrBytes] = window.Int(p.HostErrBytes)
+	encodePartial(windowed.FieldsOf(m), p)
 	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
 }
 
-// ParsePartial decodes a PartialItem.
-func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
-	h, err := window.ParseHeader(item)
-	if err != nil {
-		return Partial{}, err
-	}
-	p := Partial{Shard: h.Shard, Start: h.Start, End: h.End, Pos: h.Pos, Final: h.Final}
-	ints := []struct {
+// partialInts lists a partial's number fields.
+func partialInts(p *Partial) []struct {
+	name string
+	v    *int64
+} {
+	return []struct {
 		name string
-		dst  *int64
+		v    *int64
 	}{
 		{attrRequests, &p.Requests}, {attrBytes, &p.Bytes}, {attrKeys, &p.Keys},
 		{attrOverflowReq, &p.OverflowRequests}, {attrOverflowBytes, &p.OverflowBytes},
@@ -84,14 +69,46 @@ func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
 		{attrHostBoundReq, &p.HostBoundRequests}, {attrHostBoundB, &p.HostBoundBytes},
 		{attrHostErrReq, &p.HostErrRequests}, {attrHostErrBytes, &p.HostErrBytes},
 	}
-	for _, f := range ints {
-		*f.dst, _ = window.GetInt(item, f.name)
+}
+
+func encodePartial(f *windowed.Fields, p *Partial) {
+	for _, x := range partialInts(p) {
+		f.SetInt(x.name, *x.v)
 	}
-	if p.IPs, err = parseEntries(item[attrIPs]); err != nil {
-		return p, fmt.Errorf("%s %s: %s: %w", h.PK, h.SK, attrIPs, err)
+	f.SetStr(attrIPs, encodeEntries(p.IPs))
+	f.SetStr(attrHosts, encodeEntries(p.Hosts))
+}
+
+func decodePartial(f *windowed.Fields) (Partial, error) {
+	var p Partial
+	var err error
+	for _, x := range partialInts(&p) {
+		if *x.v, err = f.Int(x.name); err != nil {
+			return p, err
+		}
 	}
-	if p.Hosts, err = parseEntries(item[attrHosts]); err != nil {
-		return p, fmt.Errorf("%s %s: %s: %w", h.PK, h.SK, attrHosts, err)
+	for name, dst := range map[string]*[]Entry{attrIPs: &p.IPs, attrHosts: &p.Hosts} {
+		s, err := f.Str(name)
+		if err == nil {
+			*dst, err = parseEntries(s)
+		}
+		if err != nil {
+			return p, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return p, nil
+}
+
+// ParsePartial decodes a PartialItem.
+func ParsePartial(item map[string]types.AttributeValue) (Partial, error) {
+	h, err := window.ParseHeader(item)
+	if err != nil {
+		return Partial{}, err
+	}
+	p, err := decodePartial(windowed.FieldsOf(item))
+	p.Shard, p.Start, p.End, p.Pos, p.Final = h.Shard, h.Start, h.End, h.Pos, h.Final
+	if err != nil {
+		return p, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
 	}
 	return p, nil
 }
@@ -104,20 +121,24 @@ func GlobalItem(table string, keys window.Keys, g *Global, n int, pos window.Pos
 		Start: g.Start, End: g.End, Pos: pos, Final: g.Merged > 0 && g.Finals == g.Merged, ExpiresAt: expires,
 	}
 	m := h.Attrs(12)
-	m[attrN] = window.Int(int64(n))
 	m[window.AttrMerged] = window.Int(int64(g.Merged))
 	m[attrFinals] = window.Int(int64(g.Finals))
-	m[attrRequests] = window.Int(g.Requests)
-	m[attrBytes] = window.Int(g.Bytes)
-	m[attrKeys] = window.Int(g.Keys)
-	m[attrOverflowReq] = window.Int(g.OverflowRequests)
-	m[attrOverflowBytes] = window.Int(g.OverflowBytes)
-	m[attrBoundReq] = window.Int(g.BoundRequests)
-	m[attrBoundBytes] = window.Int(g.BoundBytes)
-	m[attrTopRequests] = rankedAttr(g.TopRequests)
-	m[attrTopBytes] = rankedAttr(g.TopBytes)
-	m[attrHosts] = rankedAttr(g.Hosts)
+	encodeGlobal(windowed.FieldsOf(m), g, n)
 	return processors.Item{Table: table, Key: h.PK + "|" + h.SK, Attrs: m}
+}
+
+func encodeGlobal(f *windowed.Fields, g *Global, n int) {
+	f.SetInt(attrN, int64(n))
+	f.SetInt(attrRequests, g.Requests)
+	f.SetInt(attrBytes, g.Bytes)
+	f.SetInt(attrKeys, g.Keys)
+	f.SetInt(attrOverflowReq, g.OverflowRequests)
+	f.SetInt(attrOverflowBytes, g.OverflowBytes)
+	f.SetInt(attrBoundReq, g.BoundRequests)
+	f.SetInt(attrBoundBytes, g.BoundBytes)
+	f.SetStr(attrTopRequests, encodeRanked(g.TopRequests))
+	f.SetStr(attrTopBytes, encodeRanked(g.TopBytes))
+	f.SetStr(attrHosts, encodeRanked(g.Hosts))
 }
 
 // ParseGlobal decodes a GlobalItem (for `consumer query`).
@@ -138,7 +159,8 @@ func ParseGlobal(item map[string]types.AttributeValue) (Global, error) {
 		*dst, _ = window.GetInt(item, name)
 	}
 	for name, dst := range map[string]*[]Ranked{attrTopRequests: &g.TopRequests, attrTopBytes: &g.TopBytes, attrHosts: &g.Hosts} {
-		if *dst, err = parseRanked(item[name]); err != nil {
+		s, _ := window.GetStr(item, name)
+		if *dst, err = parseRanked(s); err != nil {
 			return g, fmt.Errorf("%s: %s: %w", h.PK, name, err)
 		}
 	}
@@ -198,36 +220,31 @@ func decodeRows(s string, width int, each func(key string, nums []int64)) error 
 	return nil
 }
 
-func entriesAttr(es []Entry) types.AttributeValue {
-	return window.Str(encodeRows(len(es), func(i int, nums []int64) (string, []int64) {
+func encodeEntries(es []Entry) string {
+	return encodeRows(len(es), func(i int, nums []int64) (string, []int64) {
 		return es[i].Key, append(nums, es[i].Requests, es[i].Bytes)
-	}))
+	})
 }
 
-func parseEntries(v types.AttributeValue) ([]Entry, error) {
-	s, _ := v.(*types.AttributeValueMemberS)
-	if s == nil {
+func parseEntries(s string) ([]Entry, error) {
+	if s == "" {
 		return nil, nil
 	}
-	out := make([]Entry, 0, strings.Count(s.Value, "\n"))
-	err := decodeRows(s.Value, 2, func(k string, n []int64) { out = append(out, Entry{Key: k, Requests: n[0], Bytes: n[1]}) })
+	out := make([]Entry, 0, strings.Count(s, "\n"))
+	err := decodeRows(s, 2, func(k string, n []int64) { out = append(out, Entry{Key: k, Requests: n[0], Bytes: n[1]}) })
 	return out, err
 }
 
-func rankedAttr(rs []Ranked) types.AttributeValue {
-	return window.Str(encodeRows(len(rs), func(i int, nums []int64) (string, []int64) {
+func encodeRanked(rs []Ranked) string {
+	return encodeRows(len(rs), func(i int, nums []int64) (string, []int64) {
 		r := &rs[i]
 		return r.Key, append(nums, r.Requests, r.Bytes, r.ErrRequests, r.ErrBytes)
-	}))
+	})
 }
 
-func parseRanked(v types.AttributeValue) ([]Ranked, error) {
-	s, _ := v.(*types.AttributeValueMemberS)
-	if s == nil {
-		return nil, nil
-	}
+func parseRanked(s string) ([]Ranked, error) {
 	var out []Ranked
-	err := decodeRows(s.Value, 4, func(k string, n []int64) {
+	err := decodeRows(s, 4, func(k string, n []int64) {
 		out = append(out, Ranked{Entry: Entry{Key: k, Requests: n[0], Bytes: n[1]}, ErrRequests: n[2], ErrBytes: n[3]})
 	})
 	return out, err

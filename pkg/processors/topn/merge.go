@@ -102,7 +102,6 @@ func (g *Global) Exact() bool {
 // its IPs (at most M per shard and window), which is the common case.
 // Partials of the same shard must not repeat (the last one wins).
 func Merge(partials []Partial, n int) Global {
-	g := Global{}
 	byShard := make(map[string]int, len(partials))
 	ps := make([]Partial, 0, len(partials))
 	for _, p := range partials {
@@ -114,6 +113,12 @@ func Merge(partials []Partial, n int) Global {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b Partial) int { return strings.Compare(a.Shard, b.Shard) })
+	return merge(ps, n)
+}
+
+// merge combines partials of distinct shards, in shard order.
+func merge(ps []Partial, n int) Global {
+	g := Global{}
 	for i, p := range ps {
 		if i == 0 || p.Start.Before(g.Start) {
 			g.Start, g.End = p.Start, p.End

@@ -56,6 +56,9 @@ func NewKeys(result string, size time.Duration) Keys {
 // Window returns the partition key of the window starting at start.
 func (k Keys) Window(start time.Time) string { return k.prefix + FormatTime(start) }
 
+// Prefix returns what every key of k starts with ("topn#60s#").
+func (k Keys) Prefix() string { return k.prefix }
+
 // Cursor returns the partition key of the per-shard cursor items.
 func (k Keys) Cursor() string { return k.prefix + "cursor" }
 

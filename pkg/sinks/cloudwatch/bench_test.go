@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/metricagg"
 )
 
@@ -22,13 +22,13 @@ func (n *nopCW) PutMetricData(_ context.Context, in *cloudwatch.PutMetricDataInp
 // benchData is one batch of a busy shard: 2,000 datums over 10 metrics x 4
 // status classes x 5 seconds, values from a small set (counts) as the
 // per-second metrics processor emits them.
-func benchData() []processors.Datum {
+func benchData() []results.Datum {
 	t0 := time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC)
-	var out []processors.Datum
+	var out []results.Datum
 	for i := range 2000 {
-		out = append(out, processors.Datum{
+		out = append(out, results.Datum{
 			Name: fmt.Sprintf("metric%d", i%10), Unit: "Count",
-			Dims: []processors.Dim{{Name: "Status", Value: fmt.Sprintf("%dxx", 2+(i/10)%4)}, {Name: "Stream", Value: "clicks"}},
+			Dims: []results.Dim{{Name: "Status", Value: fmt.Sprintf("%dxx", 2+(i/10)%4)}, {Name: "Stream", Value: "clicks"}},
 			Time: t0.Add(time.Duration((i/40)%5) * time.Second), Value: float64(i % 7),
 		})
 	}

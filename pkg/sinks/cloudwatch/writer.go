@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"go.uber.org/zap"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/metricagg"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
@@ -73,8 +73,6 @@ type Writer struct {
 	datums, series, failed, calls, retries atomic.Uint64
 }
 
-var _ processors.MetricWriter = (*Writer)(nil)
-
 // New returns a Writer calling api.
 func New(api API, opts Options) (*Writer, error) {
 	if api == nil {
@@ -120,7 +118,7 @@ func (w *Writer) Stats() Stats {
 // WriteMetrics aggregates data and writes it. On failure the error wraps a
 // *sinks.BatchError naming every input datum whose series was in a failed
 // call (or that was invalid).
-func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) error {
+func (w *Writer) WriteMetrics(ctx context.Context, data []results.Datum) error {
 	if len(data) == 0 {
 		return nil
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -186,9 +186,9 @@ var t0 = time.Date(2026, 11, 22, 9, 41, 7, 0, time.UTC)
 func TestWriteMetricsAggregation(t *testing.T) {
 	c := &capture{}
 	w := newCaptured(t, c, Options{Namespace: "Test/NS"})
-	edge := []processors.Dim{{Name: "Stream", Value: "s1"}, {Name: "Edge", Value: "FRA53"}}
-	edgeSorted := []processors.Dim{{Name: "Edge", Value: "FRA53"}, {Name: "Stream", Value: "s1"}}
-	data := []processors.Datum{
+	edge := []results.Dim{{Name: "Stream", Value: "s1"}, {Name: "Edge", Value: "FRA53"}}
+	edgeSorted := []results.Dim{{Name: "Edge", Value: "FRA53"}, {Name: "Stream", Value: "s1"}}
+	data := []results.Datum{
 		{Name: "Requests", Unit: "Count", Dims: edge, Time: t0, Value: 1},
 		{Name: "Requests", Unit: "Count", Dims: edgeSorted, Time: t0.Add(300 * time.Millisecond), Value: 1},
 		{Name: "Requests", Unit: "Count", Dims: edge, Time: t0, Value: 2},
@@ -221,17 +221,17 @@ func TestWriteMetricsAggregation(t *testing.T) {
 func TestWriteMetricsLimits(t *testing.T) {
 	tests := []struct {
 		name string
-		data func() []processors.Datum
+		data func() []results.Datum
 		// per request: number of MetricDatums
 		wantDatums []int
 		wantValues int // total values over all requests
 	}{
 		{
 			name: "2,500 series: 1,000 datums per call",
-			data: func() []processors.Datum {
-				var out []processors.Datum
+			data: func() []results.Datum {
+				var out []results.Datum
 				for i := range 2500 {
-					out = append(out, processors.Datum{Name: fmt.Sprintf("m%04d", i), Unit: "Count", Time: t0, Value: 1})
+					out = append(out, results.Datum{Name: fmt.Sprintf("m%04d", i), Unit: "Count", Time: t0, Value: 1})
 				}
 				return out
 			},
@@ -240,10 +240,10 @@ func TestWriteMetricsLimits(t *testing.T) {
 		},
 		{
 			name: "400 distinct values: split into 150, 150, 100",
-			data: func() []processors.Datum {
-				var out []processors.Datum
+			data: func() []results.Datum {
+				var out []results.Datum
 				for i := range 400 {
-					out = append(out, processors.Datum{Name: "Lag", Unit: "Milliseconds", Time: t0, Value: float64(i)})
+					out = append(out, results.Datum{Name: "Lag", Unit: "Milliseconds", Time: t0, Value: float64(i)})
 				}
 				return out
 			},
@@ -252,12 +252,12 @@ func TestWriteMetricsLimits(t *testing.T) {
 		},
 		{
 			name: "400 series of 150 values: bounded by bytes",
-			data: func() []processors.Datum {
-				var out []processors.Datum
+			data: func() []results.Datum {
+				var out []results.Datum
 				for i := range 400 {
 					for v := range 150 {
-						out = append(out, processors.Datum{Name: fmt.Sprintf("metric-with-a-longish-name-%04d", i), Unit: "Milliseconds",
-							Dims: []processors.Dim{{Name: "Stream", Value: "clickstream-prod"}, {Name: "Shard", Value: "shardId-000000000001"}},
+						out = append(out, results.Datum{Name: fmt.Sprintf("metric-with-a-longish-name-%04d", i), Unit: "Milliseconds",
+							Dims: []results.Dim{{Name: "Stream", Value: "clickstream-prod"}, {Name: "Shard", Value: "shardId-000000000001"}},
 							Time: t0, Value: float64(v) + 0.5, Count: 3})
 					}
 				}
@@ -304,9 +304,9 @@ func TestWriteMetricsLimits(t *testing.T) {
 }
 
 func TestWriteMetricsFailures(t *testing.T) {
-	data := []processors.Datum{}
+	data := []results.Datum{}
 	for i := range 30 {
-		data = append(data, processors.Datum{Name: fmt.Sprintf("m%02d", i%3), Time: t0, Value: float64(i)})
+		data = append(data, results.Datum{Name: fmt.Sprintf("m%02d", i%3), Time: t0, Value: float64(i)})
 	}
 	tests := []struct {
 		name       string

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 )
 
 type nopBatch struct{}
@@ -27,10 +27,10 @@ func BenchmarkWriteItems(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			items := make([]processors.Item, 1000)
+			items := make([]results.Item, 1000)
 			for i := range items {
 				k := "2026-11-22T09:41#shardId-" + strconv.Itoa(i%800)
-				items[i] = processors.Item{Table: "app-results", Key: k, Attrs: map[string]types.AttributeValue{
+				items[i] = results.Item{Table: "app-results", Key: k, Attrs: map[string]types.AttributeValue{
 					"pk": &types.AttributeValueMemberS{Value: k},
 					"n":  &types.AttributeValueMemberN{Value: strconv.Itoa(i)},
 				}}

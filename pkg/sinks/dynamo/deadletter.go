@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 )
 
 // Dead-letter item layout (table APP-deadletter).
@@ -38,7 +38,7 @@ type DeadLetterOptions struct {
 	// has data_truncated = true and data_size = the original length.
 	MaxData int
 	// Clock gives "now" for expires_at; default wall clock.
-	Clock processors.Clock
+	Clock interface{ Now() time.Time }
 	// Writer configures the underlying ItemWriter.
 	Writer WriterOptions
 }
@@ -52,8 +52,6 @@ type DeadLetterWriter struct {
 	w    *ItemWriter
 	opts DeadLetterOptions
 }
-
-var _ processors.DeadLetterWriter = (*DeadLetterWriter)(nil)
 
 // NewDeadLetterWriter returns a writer putting dead letters into
 // opts.Table through api.
@@ -85,17 +83,17 @@ func (d *DeadLetterWriter) Stats() WriterStats { return d.w.Stats() }
 
 // WriteDeadLetters writes dls durably. A failure's Index is the position in
 // dls. Two dead letters for the same record collapse into the last one.
-func (d *DeadLetterWriter) WriteDeadLetters(ctx context.Context, dls []processors.DeadLetter) error {
+func (d *DeadLetterWriter) WriteDeadLetters(ctx context.Context, dls []results.DeadLetter) error {
 	if len(dls) == 0 {
 		return nil
 	}
 	now := d.opts.Clock.Now()
-	items := make([]processors.Item, len(dls))
+	items := make([]results.Item, len(dls))
 	for i := range dls {
 		attrs := DeadLetterItem(&dls[i], now.Add(d.opts.TTL), d.opts.MaxData)
 		pk := attrs["pk"].(*types.AttributeValueMemberS).Value
 		sk := attrs["sk"].(*types.AttributeValueMemberS).Value
-		items[i] = processors.Item{Table: d.opts.Table, Key: pk + "|" + sk, Attrs: attrs}
+		items[i] = results.Item{Table: d.opts.Table, Key: pk + "|" + sk, Attrs: attrs}
 	}
 	if err := d.w.WriteItems(ctx, items); err != nil {
 		return fmt.Errorf("write dead letters: %w", err)
@@ -112,7 +110,7 @@ func DeadLetterSortKey(sequence string, sub int64) string {
 
 // DeadLetterItem is the APP-deadletter item for dl, expiring at expires.
 // Data longer than maxData is truncated and flagged.
-func DeadLetterItem(dl *processors.DeadLetter, expires time.Time, maxData int) map[string]types.AttributeValue {
+func DeadLetterItem(dl *results.DeadLetter, expires time.Time, maxData int) map[string]types.AttributeValue {
 	shard := dl.ShardID
 	if shard == "" {
 		shard = unknownShard
@@ -146,8 +144,8 @@ func DeadLetterItem(dl *processors.DeadLetter, expires time.Time, maxData int) m
 
 // DecodeDeadLetter reads an APP-deadletter item back (for replay and
 // inspection tools) and reports whether its data was truncated.
-func DecodeDeadLetter(item map[string]types.AttributeValue) (processors.DeadLetter, bool, error) {
-	var dl processors.DeadLetter
+func DecodeDeadLetter(item map[string]types.AttributeValue) (results.DeadLetter, bool, error) {
+	var dl results.DeadLetter
 	str := func(name string) string {
 		if v, ok := item[name].(*types.AttributeValueMemberS); ok {
 			return v.Value

@@ -9,20 +9,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 )
 
 func TestDeadLetterItem(t *testing.T) {
 	expires := time.Unix(1_800_000_000, 0)
 	tests := []struct {
 		name   string
-		dl     processors.DeadLetter
+		dl     results.DeadLetter
 		max    int
 		checks map[string]types.AttributeValue
 	}{
 		{
 			name: "key layout",
-			dl:   processors.DeadLetter{ShardID: "shardId-000000000003", Sequence: "4959", SubSequence: 12, Data: []byte("x")},
+			dl:   results.DeadLetter{ShardID: "shardId-000000000003", Sequence: "4959", SubSequence: 12, Data: []byte("x")},
 			max:  10,
 			checks: map[string]types.AttributeValue{
 				"pk":             &types.AttributeValueMemberS{Value: "shardId-000000000003"},
@@ -33,7 +33,7 @@ func TestDeadLetterItem(t *testing.T) {
 		},
 		{
 			name: "no shard, oversized data",
-			dl:   processors.DeadLetter{Sequence: "1", Data: []byte("0123456789abc")},
+			dl:   results.DeadLetter{Sequence: "1", Data: []byte("0123456789abc")},
 			max:  10,
 			checks: map[string]types.AttributeValue{
 				"pk":             &types.AttributeValueMemberS{Value: "unknown"},
@@ -44,7 +44,7 @@ func TestDeadLetterItem(t *testing.T) {
 		},
 		{
 			name: "long reason cut on a rune boundary",
-			dl:   processors.DeadLetter{ShardID: "s", Sequence: "1", Reason: "a" + strings.Repeat("é", 3000)},
+			dl:   results.DeadLetter{ShardID: "s", Sequence: "1", Reason: "a" + strings.Repeat("é", 3000)},
 			max:  10,
 			checks: map[string]types.AttributeValue{
 				"reason": &types.AttributeValueMemberS{Value: "a" + strings.Repeat("é", 2047)},

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/sinktest"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -63,13 +63,13 @@ func TestIntegrationWriteAndQuery(t *testing.T) {
 	// 1,000 items over 300 keys, ~4 KB each: the last value per key must
 	// win, and 1.2 MB of results makes Query page (1 MB per page).
 	pad := strings.Repeat("x", 4000)
-	var items []processors.Item
+	var items []results.Item
 	want := map[string]string{}
 	for i := range 1000 {
 		sk := fmt.Sprintf("2026-11-22T09:%03d", i%300)
 		v := fmt.Sprintf("v%04d", i)
 		want[sk] = v
-		items = append(items, processors.Item{Table: table, Key: "w1|" + sk, Attrs: map[string]types.AttributeValue{
+		items = append(items, results.Item{Table: table, Key: "w1|" + sk, Attrs: map[string]types.AttributeValue{
 			"pk":  &types.AttributeValueMemberS{Value: "w1"},
 			"sk":  &types.AttributeValueMemberS{Value: sk},
 			"v":   &types.AttributeValueMemberS{Value: v},
@@ -190,7 +190,7 @@ func TestIntegrationDeadLetters(t *testing.T) {
 	}
 	arrival := time.Date(2026, 11, 22, 9, 40, 59, 123000000, time.UTC)
 	big := bytes.Repeat([]byte{0xff, 0x00}, 200*1024) // 400 KiB: must be truncated
-	dls := []processors.DeadLetter{
+	dls := []results.DeadLetter{
 		{Stream: "s", ShardID: "shardId-000000000001", Sequence: "49590338271490256608559692538361571095921575989136588898", SubSequence: 0,
 			PartitionKey: "10.0.0.1", ArrivalTime: arrival, Reason: "decode combined: truncated request line", Data: []byte("GET /x HTTP/1.1\n")},
 		{Stream: "s", ShardID: "shardId-000000000001", Sequence: "49590338271490256608559692538361571095921575989136588898", SubSequence: 7,
@@ -201,7 +201,7 @@ func TestIntegrationDeadLetters(t *testing.T) {
 		t.Fatalf("WriteDeadLetters: %v", err)
 	}
 	s, _ := NewStore(client, StoreOptions{})
-	var got []processors.DeadLetter
+	var got []results.DeadLetter
 	var truncated []bool
 	for _, shard := range []string{"shardId-000000000001", "shardId-000000000002"} {
 		items, err := s.Query(t.Context(), table, "pk", shard, "sk", "", "")
@@ -220,7 +220,7 @@ func TestIntegrationDeadLetters(t *testing.T) {
 			}
 		}
 	}
-	want := append([]processors.DeadLetter(nil), dls...)
+	want := append([]results.DeadLetter(nil), dls...)
 	want[2].Data = big[:DefaultMaxDeadLetterData]
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("dead letters read back (-want +got):\n%s", d)

@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -48,8 +47,6 @@ type Store struct {
 
 	queries, pages, queryItems, puts, written, existing, retries atomic.Uint64
 }
-
-var _ processors.Store = (*Store)(nil)
 
 // NewStore returns a Store calling api.
 func NewStore(api StoreAPI, opts StoreOptions) (*Store, error) {

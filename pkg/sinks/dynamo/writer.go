@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -84,8 +84,6 @@ type ItemWriter struct {
 	c    writerCounters
 }
 
-var _ processors.ItemWriter = (*ItemWriter)(nil)
-
 // NewItemWriter returns a writer calling api.
 func NewItemWriter(api BatchWriteAPI, opts WriterOptions) (*ItemWriter, error) {
 	if api == nil {
@@ -118,7 +116,7 @@ type tableKey struct{ table, key string }
 // returns when every item is written, or with an error wrapping a
 // *sinks.BatchError that lists the items not written (a superseded item
 // shares the fate of the one that replaced it, which is the one listed).
-func (w *ItemWriter) WriteItems(ctx context.Context, items []processors.Item) error {
+func (w *ItemWriter) WriteItems(ctx context.Context, items []results.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
@@ -184,7 +182,7 @@ func (w *ItemWriter) WriteItems(ctx context.Context, items []processors.Item) er
 
 // writeChunk writes up to BatchSize items (indices into items) and returns
 // those it could not write.
-func (w *ItemWriter) writeChunk(ctx context.Context, items []processors.Item, idx []int) []sinks.Failure {
+func (w *ItemWriter) writeChunk(ctx context.Context, items []results.Item, idx []int) []sinks.Failure {
 	pending := append([]int(nil), idx...)
 	req := buildRequest(items, pending)
 	var lastErr error
@@ -230,7 +228,7 @@ func (w *ItemWriter) writeChunk(ctx context.Context, items []processors.Item, id
 	}
 }
 
-func (w *ItemWriter) isolate(ctx context.Context, items []processors.Item, pending []int) []sinks.Failure {
+func (w *ItemWriter) isolate(ctx context.Context, items []results.Item, pending []int) []sinks.Failure {
 	var failed []sinks.Failure
 	for _, i := range pending {
 		failed = append(failed, w.writeChunk(ctx, items, []int{i})...)
@@ -238,7 +236,7 @@ func (w *ItemWriter) isolate(ctx context.Context, items []processors.Item, pendi
 	return failed
 }
 
-func buildRequest(items []processors.Item, idx []int) map[string][]types.WriteRequest {
+func buildRequest(items []results.Item, idx []int) map[string][]types.WriteRequest {
 	req := make(map[string][]types.WriteRequest, 1)
 	puts := make([]types.PutRequest, len(idx)) // one allocation per chunk
 	for j, i := range idx {
@@ -263,7 +261,7 @@ func countRequests(req map[string][]types.WriteRequest) int {
 // matchUnprocessed maps the unprocessed requests back to item indices. An
 // unmatched request (DynamoDB never alters items, so this would be a bug)
 // keeps every pending item pending: better to over-report than to lose one.
-func matchUnprocessed(items []processors.Item, pending []int, un map[string][]types.WriteRequest) []int {
+func matchUnprocessed(items []results.Item, pending []int, un map[string][]types.WriteRequest) []int {
 	matched := make([]bool, len(pending))
 	out := make([]int, 0, countRequests(un))
 	for table, reqs := range un {
@@ -289,7 +287,7 @@ func matchUnprocessed(items []processors.Item, pending []int, un map[string][]ty
 
 // failAll reports every pending item failed because of err, wrapping the
 // last transient error too when err is only what stopped the retries.
-func failAll(items []processors.Item, pending []int, err, last error) []sinks.Failure {
+func failAll(items []results.Item, pending []int, err, last error) []sinks.Failure {
 	if last != nil && !errors.Is(err, last) {
 		err = fmt.Errorf("%w (last error: %w)", err, last)
 	}

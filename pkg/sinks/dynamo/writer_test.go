@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -153,8 +153,8 @@ func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
 // maxJitter makes every backoff its ceiling, so delays are predictable.
 func maxJitter(n int64) int64 { return n - 1 }
 
-func item(table, pk, val string) processors.Item {
-	return processors.Item{Table: table, Key: pk, Attrs: map[string]types.AttributeValue{
+func item(table, pk, val string) results.Item {
+	return results.Item{Table: table, Key: pk, Attrs: map[string]types.AttributeValue{
 		"pk": &types.AttributeValueMemberS{Value: pk},
 		"v":  &types.AttributeValueMemberS{Value: val},
 	}}
@@ -176,7 +176,7 @@ func TestItemWriterDedupAndChunks(t *testing.T) {
 	f := newFakeBatch()
 	w := newTestWriter(t, f, &sleepRecorder{}, -1)
 	// 1,000 items over 400 keys and two tables: the last write per key wins.
-	var items []processors.Item
+	var items []results.Item
 	want := map[string]map[string]string{}
 	for i := range 1000 {
 		table := "t" + strconv.Itoa(i%2)
@@ -302,7 +302,7 @@ func TestItemWriterFaults(t *testing.T) {
 			f.hook = tt.hook
 			sl := &sleepRecorder{}
 			w := newTestWriter(t, f, sl, tt.maxAttempts)
-			var items []processors.Item
+			var items []results.Item
 			for i := range tt.n {
 				items = append(items, item("t", "k"+strconv.Itoa(i), "v"))
 			}
@@ -358,7 +358,7 @@ func TestItemWriterBoundedConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var items []processors.Item
+	var items []results.Item
 	for i := range 250 {
 		items = append(items, item("t", "k"+strconv.Itoa(i), "v"))
 	}
@@ -402,7 +402,7 @@ func TestItemWriterCanceledDuringBackoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = w.WriteItems(ctx, []processors.Item{item("t", "a", "1"), item("t", "b", "2")})
+	err = w.WriteItems(ctx, []results.Item{item("t", "a", "1"), item("t", "b", "2")})
 	var be *sinks.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 2 {
 		t.Fatalf("err = %v, want BatchError with 2 failures", err)

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/metricagg"
 )
@@ -76,8 +76,6 @@ type groupKey struct {
 	dims string
 }
 
-var _ processors.MetricWriter = (*Writer)(nil)
-
 // New returns a Writer printing to out (os.Stdout in a container: the
 // awslogs driver or the CloudWatch agent ships it).
 func New(out io.Writer, opts Options) (*Writer, error) {
@@ -108,7 +106,7 @@ func (w *Writer) Stats() Stats {
 
 // WriteMetrics aggregates data per (name, unit, dimensions, second) and
 // writes the EMF lines in one Write call.
-func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) error {
+func (w *Writer) WriteMetrics(ctx context.Context, data []results.Datum) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -172,7 +170,7 @@ func (w *Writer) WriteMetrics(ctx context.Context, data []processors.Datum) erro
 }
 
 // fail reports every valid datum failed with err, plus the invalid ones.
-func (w *Writer) fail(data []processors.Datum, st *state, failed []sinks.Failure, err error) error {
+func (w *Writer) fail(data []results.Datum, st *state, failed []sinks.Failure, err error) error {
 	for i := range st.agg.Series {
 		if st.agg.Series[i].Err == nil {
 			st.agg.Series[i].Err = err

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 )
 
@@ -46,15 +46,15 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge := []processors.Dim{{Name: "Stream", Value: "clicks"}, {Name: "Edge", Value: "FRA53"}}
-	data := []processors.Datum{
+	edge := []results.Dim{{Name: "Stream", Value: "clicks"}, {Name: "Edge", Value: "FRA53"}}
+	data := []results.Datum{
 		{Name: "Requests", Unit: "Count", Dims: edge, Time: t0, Value: 1},
 		{Name: "Requests", Unit: "Count", Dims: edge, Time: t0.Add(500 * time.Millisecond), Value: 1},
 		{Name: "Bytes", Unit: "Bytes", Dims: edge, Time: t0, Value: 5120},
 		{Name: "Requests", Unit: "Count", Dims: edge, Time: t0.Add(time.Second), Value: 4},
 		// Mean lag 150 ms over 3 records: three samples of 150.
 		{Name: "LagMs", Unit: "Milliseconds", Time: t0, Value: 450, Count: 3},
-		{Name: "BotShare", Unit: "Percent", Dims: []processors.Dim{{Name: "Stream", Value: "clicks \"main\"\n"}}, Time: t0, Value: 12.5},
+		{Name: "BotShare", Unit: "Percent", Dims: []results.Dim{{Name: "Stream", Value: "clicks \"main\"\n"}}, Time: t0, Value: 12.5},
 		{Name: "Stream", Unit: "Count", Dims: edge, Time: t0, Value: 1}, // collides with a dimension
 		{Name: "Broken", Time: t0, Value: math.Inf(1)},
 	}
@@ -85,7 +85,7 @@ func TestLineLimits(t *testing.T) {
 	tests := []struct {
 		name        string
 		opts        Options
-		data        []processors.Datum
+		data        []results.Datum
 		wantLines   int
 		wantMetrics []int // metrics per line
 		wantValues  int   // values over all lines
@@ -93,10 +93,10 @@ func TestLineLimits(t *testing.T) {
 	}{
 		{
 			name: "250 metrics: 100 per line",
-			data: func() []processors.Datum {
-				var out []processors.Datum
+			data: func() []results.Datum {
+				var out []results.Datum
 				for i := range 250 {
-					out = append(out, processors.Datum{Name: fmt.Sprintf("m%03d", i), Unit: "Count", Time: t0, Value: float64(i)})
+					out = append(out, results.Datum{Name: fmt.Sprintf("m%03d", i), Unit: "Count", Time: t0, Value: float64(i)})
 				}
 				return out
 			}(),
@@ -105,10 +105,10 @@ func TestLineLimits(t *testing.T) {
 		},
 		{
 			name: "250 observations of one metric: 100 values per line",
-			data: func() []processors.Datum {
-				var out []processors.Datum
+			data: func() []results.Datum {
+				var out []results.Datum
 				for i := range 250 {
-					out = append(out, processors.Datum{Name: "Lag", Unit: "Milliseconds", Time: t0, Value: float64(i % 7)})
+					out = append(out, results.Datum{Name: "Lag", Unit: "Milliseconds", Time: t0, Value: float64(i % 7)})
 				}
 				return out
 			}(),
@@ -118,7 +118,7 @@ func TestLineLimits(t *testing.T) {
 		{
 			name:        "count beyond MaxSamples is scaled",
 			opts:        Options{MaxSamples: 200},
-			data:        []processors.Datum{{Name: "Requests", Unit: "Count", Time: t0, Value: 1000, Count: 1000}, {Name: "Requests", Unit: "Count", Time: t0, Value: 2, Count: 0}},
+			data:        []results.Datum{{Name: "Requests", Unit: "Count", Time: t0, Value: 1000, Count: 1000}, {Name: "Requests", Unit: "Count", Time: t0, Value: 2, Count: 0}},
 			wantMetrics: []int{1, 1, 1},
 			wantValues:  200, // 1000 ones scaled to 200, plus the single 2
 			approx:      1,
@@ -182,7 +182,7 @@ func TestWriteError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = w.WriteMetrics(t.Context(), []processors.Datum{{Name: "a", Time: t0, Value: 1}, {Name: "b", Time: t0, Value: 1}})
+	err = w.WriteMetrics(t.Context(), []results.Datum{{Name: "a", Time: t0, Value: 1}, {Name: "b", Time: t0, Value: 1}})
 	var be *sinks.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 2 {
 		t.Fatalf("err = %v, want both datums failed", err)

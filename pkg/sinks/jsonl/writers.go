@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 )
 
@@ -31,8 +31,6 @@ type DeadLetters struct {
 	written atomic.Uint64
 }
 
-var _ processors.DeadLetterWriter = (*DeadLetters)(nil)
-
 // OpenDeadLetters opens (creating or appending to) a dead-letter file.
 func OpenDeadLetters(path string) (*DeadLetters, error) {
 	f, err := openFile(path)
@@ -49,7 +47,7 @@ func (d *DeadLetters) Written() uint64 { return d.written.Load() }
 func (d *DeadLetters) Close() error { return d.f.close() }
 
 // WriteDeadLetters appends one line per dead letter and fsyncs.
-func (d *DeadLetters) WriteDeadLetters(ctx context.Context, dls []processors.DeadLetter) error {
+func (d *DeadLetters) WriteDeadLetters(ctx context.Context, dls []results.DeadLetter) error {
 	if len(dls) == 0 {
 		return nil
 	}
@@ -86,8 +84,6 @@ type Items struct {
 	written atomic.Uint64
 }
 
-var _ processors.ItemWriter = (*Items)(nil)
-
 // OpenItems opens (creating or appending to) an items file.
 func OpenItems(path string) (*Items, error) {
 	f, err := openFile(path)
@@ -104,7 +100,7 @@ func (w *Items) Written() uint64 { return w.written.Load() }
 func (w *Items) Close() error { return w.f.close() }
 
 // WriteItems appends one line per item and fsyncs.
-func (w *Items) WriteItems(ctx context.Context, items []processors.Item) error {
+func (w *Items) WriteItems(ctx context.Context, items []results.Item) error {
 	if len(items) == 0 {
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 )
 
@@ -40,7 +40,7 @@ func readLines[T any](t *testing.T, path string) []T {
 func TestDeadLetters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dead.jsonl")
 	arrival := time.Date(2026, 11, 22, 9, 41, 0, 5, time.UTC)
-	dls := []processors.DeadLetter{
+	dls := []results.DeadLetter{
 		{Stream: "s", ShardID: "shardId-1", Sequence: "495", SubSequence: 2, PartitionKey: "pk", ArrivalTime: arrival, Reason: "bad", Data: []byte{0, 0xff, '\n'}},
 		{Stream: "s", ShardID: "shardId-2", Sequence: "496", Reason: "worse", Data: []byte("GET /")},
 	}
@@ -82,7 +82,7 @@ func TestItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	items := []processors.Item{{Table: "app-results", Key: "k1", Attrs: map[string]types.AttributeValue{
+	items := []results.Item{{Table: "app-results", Key: "k1", Attrs: map[string]types.AttributeValue{
 		"pk":    &types.AttributeValueMemberS{Value: "topn#2026-11-22T09:41"},
 		"count": &types.AttributeValueMemberN{Value: "12345678901234567890"},
 		"ok":    &types.AttributeValueMemberBOOL{Value: true},

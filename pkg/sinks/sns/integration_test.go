@@ -14,7 +14,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/sinktest"
 )
 
@@ -123,9 +123,9 @@ func TestIntegrationPublishToSQS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var in []processors.Message
+			var in []results.Message
 			for i := range 12 { // two PublishBatch calls
-				in = append(in, processors.Message{
+				in = append(in, results.Message{
 					Subject:    fmt.Sprintf("Order flood\n#%02d", i),
 					Body:       []byte(fmt.Sprintf(`{"alarm":"order-flood","n":%d}`, i)),
 					Attributes: map[string]string{"alarm": "order-flood", "period": "2026-11-22T09:41", "empty": ""},

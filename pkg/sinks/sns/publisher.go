@@ -15,7 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -80,8 +80,6 @@ type Publisher struct {
 	maxBatch atomic.Int64
 }
 
-var _ processors.Publisher = (*Publisher)(nil)
-
 // New returns a Publisher calling api.
 func New(api API, opts Options) (*Publisher, error) {
 	if api == nil {
@@ -117,7 +115,7 @@ type entry struct {
 // Publish sends msgs, in order per topic, and returns when SNS accepted
 // all of them, or with an error wrapping a *sinks.BatchError listing those
 // it did not.
-func (p *Publisher) Publish(ctx context.Context, msgs []processors.Message) error {
+func (p *Publisher) Publish(ctx context.Context, msgs []results.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -163,7 +161,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []processors.Message) erro
 	return sinks.NewBatchError("sns publish", len(msgs), failed)
 }
 
-func (p *Publisher) entry(i int, m *processors.Message) (entry, error) {
+func (p *Publisher) entry(i int, m *results.Message) (entry, error) {
 	e := entry{index: i, topic: m.Topic, subject: SanitizeSubject(m.Subject), body: string(m.Body)}
 	if e.topic == "" {
 		e.topic = p.opts.TopicARN

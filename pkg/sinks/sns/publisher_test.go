@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -86,10 +86,10 @@ func (f *fakeSNS) PublishBatch(ctx context.Context, in *sns.PublishBatchInput, _
 
 func noSleep(context.Context, time.Duration) error { return nil }
 
-func msgs(n int, body string) []processors.Message {
-	var out []processors.Message
+func msgs(n int, body string) []results.Message {
+	var out []results.Message
 	for i := range n {
-		out = append(out, processors.Message{Subject: "alarm", Body: []byte(body + string(rune('a'+i%26))), Attributes: map[string]string{"alarm": "order-flood"}})
+		out = append(out, results.Message{Subject: "alarm", Body: []byte(body + string(rune('a'+i%26))), Attributes: map[string]string{"alarm": "order-flood"}})
 	}
 	return out
 }
@@ -98,7 +98,7 @@ func TestPublisherBatching(t *testing.T) {
 	big := strings.Repeat("b", 100*1024)
 	tests := []struct {
 		name      string
-		in        []processors.Message
+		in        []results.Message
 		seq       bool
 		max       int
 		wantLens  []int
@@ -143,7 +143,7 @@ func TestPublisherFaults(t *testing.T) {
 		maxAtt     int
 		callErr    func(n int) error
 		hook       func(n int, e types.PublishBatchRequestEntry) *types.BatchResultErrorEntry
-		in         []processors.Message
+		in         []results.Message
 		wantFailed []int
 		wantIs     error
 		published  int
@@ -172,7 +172,7 @@ func TestPublisherFaults(t *testing.T) {
 		},
 		{
 			name:       "invalid messages fail alone",
-			in:         append(msgs(2, "m"), processors.Message{Body: nil}, processors.Message{Body: []byte{0xff}}, processors.Message{Body: []byte("x"), Attributes: map[string]string{"bad name": "v"}}),
+			in:         append(msgs(2, "m"), results.Message{Body: nil}, results.Message{Body: []byte{0xff}}, results.Message{Body: []byte("x"), Attributes: map[string]string{"bad name": "v"}}),
 			wantFailed: []int{2, 3, 4},
 			wantIs:     sinks.ErrInvalidInput,
 			published:  2,

@@ -10,7 +10,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 )
 
@@ -44,8 +44,8 @@ var units = map[string]bool{
 type Series struct {
 	Name   string
 	Unit   string
-	Dims   []processors.Dim // sorted by name
-	Second int64            // Unix seconds
+	Dims   []results.Dim // sorted by name
+	Second int64         // Unix seconds
 	Values []float64
 	Counts []float64
 	// DimsKey identifies the dimension set (names and values), for
@@ -102,7 +102,7 @@ type Aggregator struct {
 
 	index   map[string]int32
 	key     []byte
-	scratch []processors.Dim
+	scratch []results.Dim
 }
 
 // Reset empties a for reuse, keeping its memory.
@@ -116,7 +116,7 @@ func (a *Aggregator) Reset() {
 // with Count > 1 stands for Count observations summing to Value, so it
 // adds the value Value/Count with weight Count: Sum and SampleCount stay
 // exact.
-func (a *Aggregator) Add(data []processors.Datum) []sinks.Failure {
+func (a *Aggregator) Add(data []results.Datum) []sinks.Failure {
 	if a.index == nil {
 		a.index = make(map[string]int32, len(data))
 	}
@@ -171,7 +171,7 @@ func (a *Aggregator) Add(data []processors.Datum) []sinks.Failure {
 
 // newSeries appends s, reusing the memory of a series from before Reset:
 // aggregation then allocates little more than the map key per series.
-func (a *Aggregator) newSeries(s Series, dims []processors.Dim) {
+func (a *Aggregator) newSeries(s Series, dims []results.Dim) {
 	if len(a.Series) < cap(a.Series) {
 		a.Series = a.Series[:len(a.Series)+1]
 	} else {
@@ -189,8 +189,8 @@ func (a *Aggregator) newSeries(s Series, dims []processors.Dim) {
 }
 
 // sortedDims returns dims sorted by name, copying only when unsorted.
-func (a *Aggregator) sortedDims(dims []processors.Dim) []processors.Dim {
-	byName := func(x, y processors.Dim) int { return cmp.Compare(x.Name, y.Name) }
+func (a *Aggregator) sortedDims(dims []results.Dim) []results.Dim {
+	byName := func(x, y results.Dim) int { return cmp.Compare(x.Name, y.Name) }
 	if slices.IsSortedFunc(dims, byName) {
 		return dims
 	}
@@ -199,7 +199,7 @@ func (a *Aggregator) sortedDims(dims []processors.Dim) []processors.Dim {
 	return a.scratch
 }
 
-func check(d *processors.Datum) error {
+func check(d *results.Datum) error {
 	switch {
 	case d.Name == "" || len(d.Name) > MaxNameLen:
 		return fmt.Errorf("%w: metric name %q", sinks.ErrInvalidInput, d.Name)
@@ -223,7 +223,7 @@ func check(d *processors.Datum) error {
 }
 
 // Failures lists the input datums whose series have an Err.
-func (a *Aggregator) Failures(data []processors.Datum) []sinks.Failure {
+func (a *Aggregator) Failures(data []results.Datum) []sinks.Failure {
 	var out []sinks.Failure
 	for i, si := range a.SeriesOf {
 		if si >= 0 && a.Series[si].Err != nil {

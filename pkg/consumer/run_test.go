@@ -1,4 +1,4 @@
-package main
+package consumer
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
 )
 
 func noEnv(string) string { return "" }
@@ -20,7 +21,7 @@ func TestExampleConfigBuildsProcessors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	named, err := buildProcessors(cfg, processors.AppInfo{App: cfg.App, Stream: cfg.Stream, Tables: processors.TablesFor(cfg.App)})
+	named, err := buildProcessors(builtin.Plugins(), cfg, processors.AppInfo{App: cfg.App, Stream: cfg.Stream, Tables: processors.TablesFor(cfg.App)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ processors:
 	if err != nil {
 		t.Fatal(err)
 	}
-	named, err := buildProcessors(cfg, processors.AppInfo{App: "a", Stream: "s", Tables: processors.TablesFor("a")})
+	named, err := buildProcessors(builtin.Plugins(), cfg, processors.AppInfo{App: "a", Stream: "s", Tables: processors.TablesFor("a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,34 @@ processors:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildProcessors(cfg, processors.AppInfo{App: "a"}); err == nil || !strings.Contains(err.Error(), "nosuch") {
+	if _, err := buildProcessors(builtin.Plugins(), cfg, processors.AppInfo{App: "a"}); err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("err = %v; want unknown processor nosuch", err)
+	}
+}
+
+// Every instance namespaces its keys by its name; two instances that would
+// write the same keys are refused, naming both.
+func TestInstanceKeyCollisions(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	app := processors.AppInfo{App: "a", Stream: "s", Tables: processors.TablesFor("a")}
+	for _, tt := range []struct{ procs, wantErr string }{
+		{"  topn: {}\n  topn_api: {type: topn, n: 5}\n  histogram: {}\n  hist2: {type: histogram}\n", ""},
+		{"  histogram: {}\n  hist2: {type: histogram, name: histogram}\n", "processors.histogram and processors.hist2: would write the same keys"},
+		{"  topn: {}\n  h: {type: histogram, name: topn}\n", "processors.topn and processors.h: would write the same keys"},
+		{"  counters: {}\n  more: {type: counters, hours: false}\n", "processors.counters and processors.more: would write the same keys (table a-counters"},
+	} {
+		writeFile(t, p, "stream: s\napp: a\nprocessors:\n"+tt.procs)
+		cfg, err := config.Load([]string{"--config", p}, noEnv, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = buildProcessors(builtin.Plugins(), cfg, app)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tt.procs, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: err = %v, want %q", tt.procs, err, tt.wantErr)
+		}
 	}
 }

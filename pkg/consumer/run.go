@@ -1,4 +1,4 @@
-package main
+package consumer
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
-	"gopkg.in/yaml.v3"
 
 	"github.com/shardwatch/shardwatch/internal/awsenv"
 	"github.com/shardwatch/shardwatch/internal/config"
@@ -24,7 +23,6 @@ import (
 	"github.com/shardwatch/shardwatch/internal/ops"
 	"github.com/shardwatch/shardwatch/pkg/checkpoint"
 	"github.com/shardwatch/shardwatch/pkg/processors"
-	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
 	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
@@ -52,7 +50,7 @@ func (wallClock) Now() time.Time { return time.Now() }
 
 // runWorker wires configuration, AWS clients, the lease store, sinks and
 // processors, then runs the engine until ctx ends.
-func runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -77,7 +75,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		Tables:    processors.Tables{Results: cfg.Tables.Results, Counters: cfg.Tables.Counters, Alarms: cfg.Tables.Alarms, DeadLetter: cfg.Tables.DeadLetter},
 		Retention: cfg.Retention,
 	}
-	named, err := buildProcessors(cfg, app)
+	named, err := buildProcessors(c.plugins, cfg, app)
 	if err != nil {
 		return err
 	}
@@ -204,49 +202,20 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	return err
 }
 
-func buildProcessors(cfg config.Consumer, app processors.AppInfo) ([]processors.Named, error) {
-	reg, err := processors.NewRegistry(builtin.Plugins()...)
+// buildProcessors builds the configured processor instances from plugins.
+func buildProcessors(plugins []processors.Plugin, cfg config.Consumer, app processors.AppInfo) ([]processors.Named, error) {
+	reg, err := processors.NewRegistry(plugins...)
 	if err != nil {
 		return nil, err
 	}
-	var out []processors.Named
-	seen := map[string]bool{}
-	for _, p := range cfg.ProcessorList() {
-		plugin, settings, err := pluginOf(p)
-		if err != nil {
-			return nil, err
-		}
-		if seen[p.Name] {
-			return nil, &config.FieldError{Field: "processors." + p.Name, Reason: "listed twice"}
-		}
-		seen[p.Name] = true
-		f, err := reg.Build(plugin, settings, app)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		out = append(out, processors.Named{Name: p.Name, Factory: f})
+	list := cfg.ProcessorList()
+	ics := make([]processors.InstanceConfig, len(list))
+	for i, p := range list {
+		ics[i] = processors.InstanceConfig{Name: p.Name, Settings: p.Settings}
 	}
-	return out, nil
-}
-
-// pluginOf resolves a processors entry: the key names the plugin, unless
-// the settings carry `type: PLUGIN`, which lets one plugin run twice under
-// two names (say, a global and a checkout-path order-flood alarm).
-func pluginOf(p config.ProcessorSettings) (string, *yaml.Node, error) {
-	n := p.Settings
-	if n == nil || n.Kind != yaml.MappingNode {
-		return p.Name, n, nil
+	named, err := reg.Instances(ics, app)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value != "type" {
-			continue
-		}
-		if n.Content[i+1].Kind != yaml.ScalarNode || n.Content[i+1].Value == "" {
-			return "", nil, &config.FieldError{Field: "processors." + p.Name + ".type", Reason: "must name a processor plugin"}
-		}
-		rest := *n
-		rest.Content = append(append([]*yaml.Node{}, n.Content[:i]...), n.Content[i+2:]...)
-		return n.Content[i+1].Value, &rest, nil
-	}
-	return p.Name, n, nil
+	return named, nil
 }

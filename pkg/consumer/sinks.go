@@ -1,4 +1,4 @@
-package main
+package consumer
 
 import (
 	"fmt"
@@ -103,3 +103,16 @@ func buildSinks(cfg config.Consumer, awsCfg aws.Config, ddb *dynamodb.Client, st
 	}
 	return out, closeAll, nil
 }
+
+// The sinks implement what the pipeline writes to (they do not import
+// pkg/processors themselves: their value types are in pkg/results).
+var (
+	_ processors.ItemWriter       = (*dynamo.ItemWriter)(nil)
+	_ processors.ItemWriter       = (*jsonl.Items)(nil)
+	_ processors.Store            = (*dynamo.Store)(nil)
+	_ processors.DeadLetterWriter = (*dynamo.DeadLetterWriter)(nil)
+	_ processors.DeadLetterWriter = (*jsonl.DeadLetters)(nil)
+	_ processors.MetricWriter     = (*cwsink.Writer)(nil)
+	_ processors.MetricWriter     = (*emf.Writer)(nil)
+	_ processors.Publisher        = (*snssink.Publisher)(nil)
+)

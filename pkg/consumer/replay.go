@@ -1,4 +1,4 @@
-package main
+package consumer
 
 import (
 	"bufio"
@@ -85,7 +85,7 @@ func parseReplayArgs(args []string) (replayFlags, error) {
 var errHelpRequested = errors.New("help requested")
 
 // runReplay is `consumer replay`.
-func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (c *cli) runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	rf, err := parseReplayArgs(args)
 	if errors.Is(err, errHelpRequested) {
 		fmt.Fprint(stderr, replayUsage, "\nrun settings, as for consumer run:\n")
@@ -118,7 +118,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		Tables:    processors.Tables{Results: cfg.Tables.Results, Counters: cfg.Tables.Counters, Alarms: cfg.Tables.Alarms, DeadLetter: cfg.Tables.DeadLetter},
 		Retention: cfg.Retention,
 	}
-	named, err := buildProcessors(cfg, app)
+	named, err := buildProcessors(c.plugins, cfg, app)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,50 @@
+package results
+
+import (
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Item is a whole DynamoDB item to write (an overwrite: idempotent).
+// Key identifies it inside one batch so the last write per key wins.
+type Item struct {
+	Table string
+	Key   string
+	Attrs map[string]types.AttributeValue
+}
+
+// Message is a notification to publish (SNS).
+type Message struct {
+	Topic      string
+	Subject    string
+	Body       []byte
+	Attributes map[string]string
+}
+
+// Datum is one metric observation aggregated per second.
+type Datum struct {
+	Name  string
+	Unit  string // CloudWatch unit: Count, Bytes, Milliseconds, Percent, None
+	Dims  []Dim  // bounded cardinality only: never an IP or customer
+	Time  time.Time
+	Value float64
+	// Count > 1 makes Value a sum of Count observations.
+	Count float64
+}
+
+// Dim is one metric dimension.
+type Dim struct{ Name, Value string }
+
+// DeadLetter is a record the pipeline could not decode or process, kept
+// with the reason so nothing is lost silently.
+type DeadLetter struct {
+	Stream       string
+	ShardID      string
+	Sequence     string
+	SubSequence  int64
+	PartitionKey string
+	ArrivalTime  time.Time
+	Reason       string // e.g. "decode combined: truncated request line"
+	Data         []byte
+}
