@@ -217,6 +217,9 @@ func TestEveryRepositoryVariableIsKnown(t *testing.T) {
 			}
 			return nil
 		}
+		if strings.HasSuffix(path, "_test.go") {
+			return nil // tests use wrong names on purpose; a wrong one elsewhere fails at start
+		}
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -228,7 +231,7 @@ func TestEveryRepositoryVariableIsKnown(t *testing.T) {
 			m := string(data[loc[0]:loc[1]])
 			// Quoted examples of the error itself name the wrong variable.
 			example := strings.HasPrefix(string(data[loc[1]:]), ": unknown setting")
-			if !known[m] && !ignore[m] && !example && filepath.Base(path) != "config_test.go" {
+			if !known[m] && !ignore[m] && !example {
 				t.Errorf("%s mentions %s, which is neither a setting nor in otherEnv", path, m)
 			}
 		}
