@@ -21,6 +21,8 @@ const EnvProcessors = "SHARDWATCH_PROCESSORS"
 var otherEnv = map[string]string{
 	"SHARDWATCH_SHARDS":             "consumer setup: shard count of a stream it creates",
 	"SHARDWATCH_DASHBOARD_ADDR":     "consumer dashboard: listen address",
+	"SHARDWATCH_DASHBOARD_TOKEN":    "consumer dashboard: access token beyond loopback",
+	"SHARDWATCH_DASHBOARD_ALLOW":    "consumer dashboard: CIDRs allowed to connect",
 	"SHARDWATCH_SKIP_INTEGRATION":   "tests: skip integration tests when no local stack runs",
 	"SHARDWATCH_KINESIS_PORT":       "scripts/localstack: kinesalite port",
 	"SHARDWATCH_DYNAMODB_PORT":      "scripts/localstack: DynamoDB Local port",

@@ -45,6 +45,8 @@ type Deps struct {
 	DynamoDB DynamoDB
 	Clock    Clock
 	Logger   *zap.Logger
+	// Access guards a listener beyond loopback (see Access).
+	Access Access
 }
 
 // Server serves the dashboard page, its assets and the JSON API. It only
@@ -52,6 +54,7 @@ type Deps struct {
 type Server struct {
 	cfg    Config
 	reader *Reader
+	access Access
 	log    *zap.Logger
 	clock  Clock
 	mux    *http.ServeMux
@@ -81,7 +84,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, reader: NewReader(cfg, deps.DynamoDB, deps.Clock), log: deps.Logger, clock: deps.Clock,
+	if err := deps.Access.validate(true); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, reader: NewReader(cfg, deps.DynamoDB, deps.Clock), access: deps.Access, log: deps.Logger, clock: deps.Clock,
 		mux: http.NewServeMux(), cache: map[string]cached{}}
 	static, err := fs.Sub(assetFS, "assets")
 	if err != nil {
@@ -131,6 +137,9 @@ func (s *Server) Handler() http.Handler {
 			writeError(w, http.StatusMisdirectedRequest, "this dashboard answers to localhost addresses only")
 			return
 		}
+		if !s.access.check(w, r) {
+			return
+		}
 		s.mux.ServeHTTP(w, r)
 	})
 }
@@ -152,9 +161,14 @@ func loopbackHost(hostport string) bool {
 }
 
 // Serve serves on l until ctx ends, then shuts down gracefully (bounded).
+// A listener beyond loopback needs Deps.Access set: Serve refuses to start
+// without a token or an allow-list.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if tcp, ok := l.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
 		s.loopbackOnly = true
+	}
+	if err := s.access.validate(s.loopbackOnly); err != nil {
+		return err
 	}
 	srv := &http.Server{
 		Handler:           s.Handler(),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/internal/awsenv"
 	"github.com/shardwatch/shardwatch/internal/dashboard"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 // runDashboard serves the live dashboard of an application's result tables
@@ -29,6 +30,8 @@ func runDashboard(ctx context.Context, args []string, getenv func(string) string
 	botWindow := fs.Duration("bot-window", dashboard.DefaultWindow, "window of the botdetect processor (processors.botdetect.window)")
 	alarms := fs.String("alarms", dashboard.DefaultAlarm, "comma-separated alarm names (processors.orderflood.name) to list; * scans the alarm table (keyed modes)")
 	timeBase := fs.String("time", string(dashboard.WallClock), "wall: charts end now; data: they end at the newest bucket (replays of old logs)")
+	token := fs.String("token", getenv("SHARDWATCH_DASHBOARD_TOKEN"), "access token required beyond loopback (at least 16 characters; prefer the env variable SHARDWATCH_DASHBOARD_TOKEN, flags show in ps)")
+	allow := fs.String("allow", getenv("SHARDWATCH_DASHBOARD_ALLOW"), "comma-separated CIDRs allowed to connect (the TCP peer)")
 	logFormat := fs.String("log-format", firstNonEmpty(getenv("SHARDWATCH_LOG_FORMAT"), "console"), "json or console")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -50,7 +53,12 @@ func runDashboard(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
+	allowed, err := records.ParsePrefixes(*allow)
+	if err != nil {
+		return fmt.Errorf("dashboard: --allow: %w", err)
+	}
 	srv, err := dashboard.New(cfg, dashboard.Deps{
+		Access:   dashboard.Access{Token: *token, Allow: allowed},
 		DynamoDB: dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv)),
 		Clock:    wallClock{},
 		Logger:   log.Named("dashboard"),
