@@ -19,6 +19,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/internal/awsenv"
 	"github.com/shardwatch/shardwatch/internal/config"
+	"github.com/shardwatch/shardwatch/internal/ddbmeter"
 	"github.com/shardwatch/shardwatch/internal/engine"
 	"github.com/shardwatch/shardwatch/internal/ops"
 	"github.com/shardwatch/shardwatch/pkg/checkpoint"
@@ -95,10 +96,17 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	kc := kinesis.NewFromConfig(awsCfg, guard.Options)
-	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv))
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// What DynamoDB bills, by table: operators watch cost where it arises.
+	units := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardwatch_dynamodb_units_total",
+		Help: "DynamoDB capacity units consumed by this worker (ReturnConsumedCapacity TOTAL), by table and read or write.",
+	}, []string{"table", "kind"})
+	reg.MustRegister(units)
+	meter := &ddbmeter.Meter{OnUnits: func(table string, kind ddbmeter.Kind, u float64) { units.WithLabelValues(table, string(kind)).Add(u) }}
+	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv), meter.Options)
+
 	metrics, err := engine.NewMetrics(reg)
 	if err != nil {
 		return err
