@@ -22,6 +22,9 @@ const (
 	MaxSampleSize = 4096
 	// MaxPointDims bounds Dimensions × ShingleSize.
 	MaxPointDims = 256
+	// MaxModelBytes bounds MemoryBytes of one forest (64 MiB; the
+	// default config takes about 1.8 MB).
+	MaxModelBytes = 64 << 20
 )
 
 // Config configures a Forest. The zero value of a field means its
@@ -103,6 +106,8 @@ func (c Config) Validate() error {
 		return &ConfigError{"shingle_size", fmt.Sprintf("shingle_size %d × dimensions %d not in [1, %d]", c.ShingleSize, c.Dimensions, MaxPointDims)}
 	case c.OutputAfter < 0:
 		return &ConfigError{"output_after", fmt.Sprintf("%d is negative", c.OutputAfter)}
+	case MemoryBytes(c) > MaxModelBytes:
+		return &ConfigError{"trees", fmt.Sprintf("a forest of %d bytes exceeds %d", MemoryBytes(c), MaxModelBytes)}
 	}
 	return nil
 }
