@@ -19,6 +19,7 @@ const (
 	FormatClickstream Format = "clickstream" // JSON clickstream hit
 	FormatOrdersCSV   Format = "orders-csv"  // Online Retail CSV row
 	FormatOrdersJSON  Format = "orders-json" // Online Retail row as JSON
+	FormatJSON        Format = "json"        // generic JSON event (JSONFields)
 )
 
 // ErrUnknownFormat is returned by ParseFormat and NewDecoder for a name
@@ -27,7 +28,7 @@ var ErrUnknownFormat = errors.New("unknown record format")
 
 // Formats lists every valid Format, auto first (for help texts).
 func Formats() []Format {
-	return []Format{FormatAuto, FormatCombined, FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON}
+	return []Format{FormatAuto, FormatCombined, FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON, FormatJSON}
 }
 
 // ParseFormat maps a config value to a Format, ignoring case and
@@ -42,7 +43,7 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("%w %q (want one of auto, combined, cloudfront, clickstream, orders-csv, orders-json)", ErrUnknownFormat, s)
+	return "", fmt.Errorf("%w %q (want one of auto, combined, cloudfront, clickstream, orders-csv, orders-json, json)", ErrUnknownFormat, s)
 }
 
 // UnmarshalText lets config decoders (yaml.v3, flag.TextVar) read a
@@ -72,7 +73,8 @@ type Decoder interface {
 	Decode(data []byte, r *Record) error
 }
 
-// NewDecoder returns a fresh per-shard Decoder for f.
+// NewDecoder returns a fresh per-shard Decoder for f. FormatJSON gets
+// DefaultJSONFields; use NewJSONDecoder for others.
 func NewDecoder(f Format) (Decoder, error) {
 	switch f {
 	case FormatAuto:
@@ -87,6 +89,8 @@ func NewDecoder(f Format) (Decoder, error) {
 		return &OrderCSVDecoder{}, nil
 	case FormatOrdersJSON:
 		return &OrderJSONDecoder{}, nil
+	case FormatJSON:
+		return NewJSONDecoder(DefaultJSONFields())
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownFormat, string(f))
 }
@@ -200,6 +204,7 @@ func startDecode(r *Record) {
 	r.Bytes = 0
 	r.Quantity = 0
 	r.UnitPrice = 0
+	r.NumValues = 0
 }
 
 // finishDecode stores the time and the strings: the last step of a
@@ -221,4 +226,4 @@ func finishDecode(f Format, tab *strtab, data []byte, r *Record, t time.Time, ki
 
 // textFieldNames names Record's string fields in errors.
 var textFieldNames = [numTextFields]string{"client", "method", "path", "protocol", "referer", "user_agent", "host",
-	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country"}
+	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country", "key"}

@@ -35,6 +35,7 @@ const (
 	tDescription
 	tCustomerID
 	tCountry
+	tKey
 	numTextFields
 )
 
@@ -134,6 +135,7 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 	setText(&r.Description, texts[tDescription])
 	setText(&r.CustomerID, normaliseCustomerID(texts[tCustomerID]))
 	setText(&r.Country, texts[tCountry])
+	setText(&r.Key, texts[tKey])
 	return 0, true
 }
 
