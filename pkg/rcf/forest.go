@@ -168,6 +168,6 @@ func MemoryBytes(cfg Config) int {
 	perTree := (s-1)*(4*4+8+2*8*d+4) + // left, right, cutDim, mass, cut, box, free list
 		s*(8*d+4+4) + // point, leafMass, free list
 		s*(8+4) + // heap
-		250 // tree header and PCG
+		500 // tree header, PCG and allocation size-class rounding
 	return cfg.Trees*(perTree+8) + 2*8*d + 4*s
 }
