@@ -16,8 +16,8 @@ var raceEnabled bool
 
 // AlarmThreshold is the documented alarm threshold for the IoT example
 // at the default config (README): scores are about 1 for normal readings
-// and 3 to 8 for isolated ones.
-const AlarmThreshold = 2.5
+// and 2 to 8 for isolated ones.
+const AlarmThreshold = 2.0
 
 // TestIoTExample is the acceptance run of issue 20: the Kinesis Data
 // Analytics IoT example (100,000 seeded readings, ~1% anomalous, four
