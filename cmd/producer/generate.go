@@ -26,6 +26,15 @@ within --flood-spread, enough for the consumer's order-flood alarm.
 wall-clock second (windows close N times sooner). The same --seed gives the
 same payloads; timestamps follow the clock unless --start-time fixes them too.
 
+--spike-host H adds a traffic spike: from --spike-at for --spike-for, host H
+gets --spike-factor times its normal hit rate (for anomaly-detection demos).
+
+--anomalies sends the IoT example of the Kinesis Data Analytics
+RANDOM_CUT_FOREST function instead: {"iotName":"DemoSensor","iotValue":14,
+"ts":"..."} (format json with time ts, key iotName, value iotValue), values
+10-20 and --anomaly-share of them in 100-120, one series per --sensors name,
+partitioned by sensor name.
+
 flags:
 `
 
@@ -44,6 +53,15 @@ type generateFlags struct {
 	hosts       string
 	malformed   float64
 	speedup     float64
+
+	spikeHost   string
+	spikeAt     time.Duration
+	spikeFor    time.Duration
+	spikeFactor float64
+
+	anomalies    bool
+	anomalyShare float64
+	sensors      string
 }
 
 func runGenerate(ctx context.Context, args []string, e env) error {
@@ -65,6 +83,13 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&f.hosts, "hosts", "shop.example.com,blog.example.com", "comma-separated virtual hosts of the hits")
 	fs.Float64Var(&f.malformed, "malformed-share", 0, "share of records sent malformed (cut in half)")
 	fs.Float64Var(&f.speedup, "speedup", 1, "event-time seconds sent per wall-clock second")
+	fs.StringVar(&f.spikeHost, "spike-host", "", "host that gets a traffic spike (default: no spike)")
+	fs.DurationVar(&f.spikeAt, "spike-at", time.Minute, "when the spike starts, from the first record")
+	fs.DurationVar(&f.spikeFor, "spike-for", 30*time.Second, "how long the spike lasts")
+	fs.Float64Var(&f.spikeFactor, "spike-factor", 10, "the spiking host's hit rate during the spike, times normal")
+	fs.BoolVar(&f.anomalies, "anomalies", false, "send the IoT anomaly example (JSON sensor readings) instead of clickstream and orders")
+	fs.Float64Var(&f.anomalyShare, "anomaly-share", 0.01, "with --anomalies: share of readings in the anomalous range 100-120")
+	fs.StringVar(&f.sensors, "sensors", "DemoSensor", "with --anomalies: comma-separated sensor names (iotName)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,19 +114,7 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 		}
 		start = t
 	}
-	var hosts []string
-	for _, h := range strings.Split(f.hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hosts = append(hosts, h)
-		}
-	}
-	gen, err := traffic.New(traffic.Config{
-		Seed: f.seed, Start: start, Rate: f.rate,
-		BotShare: f.botShare, NoBots: f.botShare == 0,
-		OrderShare: f.orderShare, NoOrders: f.orderShare == 0,
-		FloodEvery: f.floodEvery, FloodSize: f.floodSize, FloodSpread: f.floodSpread,
-		Hosts: hosts,
-	})
+	gen, err := f.generator(start)
 	if err != nil {
 		return err
 	}
@@ -130,7 +143,11 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 				break
 			}
 		}
-		if srcErr = p.prod.Add(ctx, putter.Entry{PartitionKey: f.keyMode.Key(ev.Keys, keyRand), Data: ev.Payload}); srcErr != nil {
+		key := ev.Key // an IoT sensor: one shard per series
+		if key == "" {
+			key = f.keyMode.Key(ev.Keys, keyRand)
+		}
+		if srcErr = p.prod.Add(ctx, putter.Entry{PartitionKey: key, Data: ev.Payload}); srcErr != nil {
 			break
 		}
 	}
@@ -141,4 +158,45 @@ func runGenerate(ctx context.Context, args []string, e env) error {
 		return srcErr
 	}
 	return nil
+}
+
+// eventSource is the traffic.Generator or traffic.IoTGenerator.
+type eventSource interface{ Next(*traffic.Event) }
+
+// generator builds the event source the flags ask for.
+func (f *generateFlags) generator(start time.Time) (eventSource, error) {
+	if f.anomalies {
+		if f.spikeHost != "" {
+			return nil, errors.New("--spike-host applies to clickstream traffic, not --anomalies")
+		}
+		if !(f.anomalyShare > 0 && f.anomalyShare <= 1) {
+			return nil, errors.New("--anomaly-share must be in (0, 1]")
+		}
+		return traffic.NewIoT(traffic.IoTConfig{
+			Seed: f.seed, Start: start, Rate: f.rate,
+			Sensors: splitList(f.sensors), AnomalyShare: f.anomalyShare,
+		})
+	}
+	cfg := traffic.Config{
+		Seed: f.seed, Start: start, Rate: f.rate,
+		BotShare: f.botShare, NoBots: f.botShare == 0,
+		OrderShare: f.orderShare, NoOrders: f.orderShare == 0,
+		FloodEvery: f.floodEvery, FloodSize: f.floodSize, FloodSpread: f.floodSpread,
+		Hosts: splitList(f.hosts),
+	}
+	if f.spikeHost != "" {
+		cfg.SpikeHost, cfg.SpikeAt, cfg.SpikeFor, cfg.SpikeFactor = f.spikeHost, f.spikeAt, f.spikeFor, f.spikeFactor
+	}
+	return traffic.New(cfg)
+}
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

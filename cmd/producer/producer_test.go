@@ -27,6 +27,7 @@ import (
 	"github.com/shardwatch/shardwatch/internal/putter"
 	"github.com/shardwatch/shardwatch/internal/testenv"
 	"github.com/shardwatch/shardwatch/internal/traffic"
+	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
 func TestMain(m *testing.M) {
@@ -342,6 +343,69 @@ func TestGenerateDeterministic(t *testing.T) {
 	}
 }
 
+func TestGenerateAnomalies(t *testing.T) {
+	args := []string{"generate", "--stream", "s", "--count", "3000", "--rate", "1000", "--seed", "4", "--anomalies",
+		"--sensors", "DemoSensor,Boiler", "--start-time", "2026-11-22T09:00:00Z", "--concurrency", "1"}
+	fk := &fakeKinesis{}
+	e, stderr := testEnv(fk, &fakeClock{t: time.Unix(2e9, 0)})
+	if err := run(context.Background(), args, e); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	d, err := records.NewJSONDecoder(records.JSONFields{Time: "ts", Key: "iotName", Values: []string{"iotValue"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, keys := fk.data(), fk.keys()
+	if len(data) != 3000 {
+		t.Fatalf("%d records", len(data))
+	}
+	high := 0
+	var r records.Record
+	for i, p := range data {
+		if err := d.Decode([]byte(p), &r); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if keys[i] != r.Key || (r.Key != "DemoSensor" && r.Key != "Boiler") {
+			t.Fatalf("record %s has partition key %q", p, keys[i])
+		}
+		if r.Values[0] >= 100 {
+			high++
+		}
+	}
+	if high < 10 || high > 60 {
+		t.Errorf("%d of 3000 readings anomalous, want about 30", high)
+	}
+}
+
+func TestGenerateSpike(t *testing.T) {
+	args := []string{"generate", "--stream", "s", "--duration", "40s", "--rate", "100", "--seed", "4",
+		"--hosts", "a,b", "--spike-host", "b", "--spike-at", "10s", "--spike-for", "10s", "--spike-factor", "10",
+		"--start-time", "2026-11-22T09:00:00Z", "--concurrency", "1", "--speedup", "1000"}
+	fk := &fakeKinesis{}
+	e, stderr := testEnv(fk, &fakeClock{t: time.Unix(2e9, 0)})
+	if err := run(context.Background(), args, e); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	var in, out int // hits on b per 10 s inside and (averaged) outside the spike
+	var r records.Record
+	d := &records.ClickstreamDecoder{}
+	for _, p := range fk.data() {
+		if err := d.Decode([]byte(p), &r); err != nil || r.Kind != records.KindHit || r.Host != "b" {
+			continue
+		}
+		if off := r.Time.Sub(start); off >= 10*time.Second && off < 20*time.Second {
+			in++
+		} else {
+			out++
+		}
+	}
+	ratio := float64(in) / (float64(out) / 3)
+	if ratio < 7 || ratio > 13 {
+		t.Errorf("host b: %d hits in the 10 s spike, %d in 30 s outside: ratio %.1f, want about 10", in, out, ratio)
+	}
+}
+
 func TestGenerateDurationPacesOnTheClock(t *testing.T) {
 	fk := &fakeKinesis{}
 	clk := &fakeClock{t: time.Unix(2e9, 0)}
@@ -432,6 +496,9 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"generate", "--stream", "s", "--bot-share", "2"}, "bot share"},
 		{[]string{"generate", "--stream", "s", "--start-time", "yesterday"}, "--start-time"},
 		{[]string{"collect", "--stream", "s", "--trusted-proxies", "nope"}, "trusted"},
+		{[]string{"generate", "--stream", "s", "--anomalies", "--spike-host", "h"}, "--spike-host"},
+		{[]string{"generate", "--stream", "s", "--anomalies", "--anomaly-share", "0"}, "--anomaly-share"},
+		{[]string{"generate", "--stream", "s", "--spike-host", "h", "--spike-factor", "0.5"}, "spike"},
 	}
 	for _, tt := range tests {
 		e, _ := testEnv(&fakeKinesis{}, nil)

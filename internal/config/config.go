@@ -28,6 +28,7 @@ type Consumer struct {
 	InitialTimestamp string        `yaml:"initial_timestamp"`
 	Format           string        `yaml:"format"`
 	ClientIP         string        `yaml:"client_ip"`
+	JSON             JSONFormat    `yaml:"json"`
 	TrustedProxies   string        `yaml:"trusted_proxies"`
 	ShardSync        time.Duration `yaml:"shard_sync_interval"`
 	FailoverTime     time.Duration `yaml:"failover_time"`
@@ -52,6 +53,13 @@ type Consumer struct {
 
 	// Processors maps a processor name to its settings, in file order.
 	Processors yaml.Node `yaml:"processors"`
+}
+
+// JSONFormat names the members the generic json format reads.
+type JSONFormat struct {
+	Time   string `yaml:"time"`
+	Key    string `yaml:"key"`
+	Values string `yaml:"values"` // comma-separated
 }
 
 // Tables names the result tables; empty names default from App.
@@ -118,6 +126,9 @@ func (c *Consumer) scalars() []scalar {
 		{"initial_timestamp", &c.InitialTimestamp, "RFC 3339 time for AT_TIMESTAMP"},
 		{"format", &c.Format, "record format: " + formatNames()},
 		{"client_ip", &c.ClientIP, "access-log client: peer (the logged socket peer) or forwarded (first untrusted X-Forwarded-For hop)"},
+		{"json.time", &c.JSON.Time, "format json: event-time member (RFC 3339 or epoch ms; empty = arrival time)"},
+		{"json.key", &c.JSON.Key, "format json: member naming the series (e.g. iotName; empty = one series)"},
+		{"json.values", &c.JSON.Values, "format json: comma-separated numeric members, 1-4 (e.g. iotValue)"},
 		{"trusted_proxies", &c.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (client_ip forwarded)"},
 		{"shard_sync_interval", &c.ShardSync, "how often the worker looks for shards and leases"},
 		{"failover_time", &c.FailoverTime, "a lease not renewed for this long is taken over"},
@@ -343,6 +354,9 @@ func (c *Consumer) Validate() error {
 	if _, err := records.ParsePrefixes(c.TrustedProxies); err != nil {
 		return bad("trusted_proxies", err.Error())
 	}
+	if err := c.JSON.fields().Validate(); err != nil && c.Format == string(records.FormatJSON) {
+		return bad("json.values", err.Error())
+	}
 	switch {
 	case c.ShardSync < 100*time.Millisecond:
 		return bad("shard_sync_interval", "must be >= 100ms")
@@ -411,7 +425,32 @@ func (c *Consumer) Decoder() (records.Format, records.Options, error) {
 	if err != nil {
 		return "", records.Options{}, &FieldError{Field: "trusted_proxies", Reason: err.Error()}
 	}
-	return f, records.Options{Client: records.ClientPolicy{Source: src, TrustedProxies: trusted}}, nil
+	o := records.Options{Client: records.ClientPolicy{Source: src, TrustedProxies: trusted}, JSON: c.JSON.fields()}
+	if f == records.FormatJSON {
+		if err := o.JSON.Validate(); err != nil {
+			return "", records.Options{}, &FieldError{Field: "json.values", Reason: err.Error()}
+		}
+	}
+	return f, o, nil
+}
+
+func (j JSONFormat) fields() records.JSONFields {
+	f := records.DefaultJSONFields()
+	if j.Time != "" {
+		f.Time = j.Time
+	}
+	if j.Key != "" {
+		f.Key = j.Key
+	}
+	if j.Values != "" {
+		f.Values = nil
+		for v := range strings.SplitSeq(j.Values, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				f.Values = append(f.Values, v)
+			}
+		}
+	}
+	return f
 }
 
 func formatNames() string {

@@ -53,6 +53,14 @@ type Config struct {
 	// Hosts are the virtual hosts hits go to. Default shop.example.com and
 	// blog.example.com.
 	Hosts []string
+	// SpikeHost, when set, gets a traffic spike: from SpikeAt for SpikeFor
+	// its hit rate is SpikeFactor times its normal share of Rate (extra
+	// human hits, Poisson, marked Event.Anomaly). SpikeFor must be
+	// positive and SpikeFactor above 1.
+	SpikeHost   string
+	SpikeAt     time.Duration
+	SpikeFor    time.Duration
+	SpikeFactor float64
 }
 
 func (c *Config) setDefaults() error {
@@ -102,6 +110,9 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("traffic: flood size %d / spread %v invalid", c.FloodSize, c.FloodSpread)
 	case c.Users < 1 || c.Bots < 1:
 		return fmt.Errorf("traffic: users %d and bots %d must be positive", c.Users, c.Bots)
+	case c.SpikeHost != "" && (c.SpikeAt < 0 || c.SpikeFor <= 0 || !(c.SpikeFactor > 1) || math.IsInf(c.SpikeFactor, 0)):
+		return fmt.Errorf("traffic: spike at %v for %v by %v: want a start >= 0, a positive length and a factor above 1",
+			c.SpikeAt, c.SpikeFor, c.SpikeFactor)
 	}
 	return nil
 }
@@ -116,6 +127,11 @@ type Event struct {
 	Payload []byte
 	// Keys are the partition key candidates of the event.
 	Keys Keys
+	// Key is the series of an IoT reading (its sensor); "" for others.
+	Key string
+	// Anomaly marks an injected anomaly: an IoT reading from the
+	// anomalous range, or a hit added by a traffic spike.
+	Anomaly bool
 }
 
 type visitor struct {
@@ -140,6 +156,12 @@ type Generator struct {
 	flood     int           // index of the current flood (1-based), 0 = none yet
 	floodLeft int           // orders left in the current flood
 	invoice   int
+	// Spike: extra hits for cfg.SpikeHost at spikeRate, from their own
+	// random source so the regular sequence is unchanged until the spike.
+	spikeRng  *rand.Rand
+	spikeRate float64
+	spikeNext time.Duration
+	forceHost string
 	hit       Hit
 	order     Order
 }
@@ -164,14 +186,42 @@ func New(cfg Config) (*Generator, error) {
 		g.bots[i] = bot{ip: g.ip([]netip.Prefix{c.net}), ua: c.ua, host: g.host()}
 	}
 	g.next = g.gap()
+	if cfg.SpikeHost != "" {
+		g.spikeRng = rand.New(rand.NewPCG(cfg.Seed, 0x7370696b65))
+		hostRate := cfg.Rate * (1 - cfg.OrderShare) / float64(len(cfg.Hosts))
+		g.spikeRate = (cfg.SpikeFactor - 1) * hostRate
+		g.spikeNext = cfg.SpikeAt + g.spikeGap()
+	}
 	return g, nil
+}
+
+func (g *Generator) spikeGap() time.Duration {
+	return time.Duration(g.spikeRng.ExpFloat64() / g.spikeRate * float64(time.Second))
+}
+
+// nextSpikeOffset returns the offset of the next spike hit, if any is left.
+func (g *Generator) nextSpikeOffset() (time.Duration, bool) {
+	if g.spikeRng == nil || g.spikeNext >= g.cfg.SpikeAt+g.cfg.SpikeFor {
+		return 0, false
+	}
+	return g.spikeNext, true
 }
 
 // Next fills ev with the next event, appending its payload to
 // ev.Payload[:0] (pass an Event with a nil Payload to get a fresh slice).
 func (g *Generator) Next(ev *Event) {
 	ev.Payload = ev.Payload[:0]
-	if off, ok := g.nextFloodOffset(); ok && off <= g.next {
+	ev.Key, ev.Anomaly = "", false
+	floodOff, flood := g.nextFloodOffset()
+	if off, ok := g.nextSpikeOffset(); ok && off <= g.next && (!flood || off < floodOff) {
+		g.spikeNext += g.spikeGap()
+		g.forceHost = g.cfg.SpikeHost
+		g.emitHumanHit(ev, off)
+		g.forceHost = ""
+		ev.Anomaly = true
+		return
+	}
+	if off, ok := floodOff, flood; ok && off <= g.next {
 		g.floodLeft--
 		g.emitOrder(ev, off)
 		return
@@ -249,6 +299,9 @@ func (g *Generator) emitHumanHit(ev *Event, off time.Duration) {
 	}
 	h := &g.hit
 	*h = Hit{IP: v.ip, UserAgent: v.ua, SessionID: v.session, Host: v.host, Method: "GET", Event: "pageview", Status: 200}
+	if g.forceHost != "" {
+		h.Host = g.forceHost
+	}
 	if v.page == "" {
 		h.Referer = externalReferers[g.rng.IntN(len(externalReferers))]
 	} else {

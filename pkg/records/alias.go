@@ -22,6 +22,7 @@ var (
 	_ PayloadAliaser = (*OrderCSVDecoder)(nil)
 	_ PayloadAliaser = (*OrderJSONDecoder)(nil)
 	_ PayloadAliaser = (*AutoDecoder)(nil)
+	_ PayloadAliaser = (*JSONDecoder)(nil)
 )
 
 // AliasPayload implements PayloadAliaser.
@@ -38,6 +39,9 @@ func (d *OrderCSVDecoder) AliasPayload(on bool) { d.tab.alias = on }
 
 // AliasPayload implements PayloadAliaser.
 func (d *OrderJSONDecoder) AliasPayload(on bool) { d.tab.alias = on }
+
+// AliasPayload implements PayloadAliaser.
+func (d *JSONDecoder) AliasPayload(on bool) { d.tab.alias = on }
 
 // AliasPayload implements PayloadAliaser for every format it sniffs.
 func (d *AutoDecoder) AliasPayload(on bool) {

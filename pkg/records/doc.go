@@ -20,6 +20,7 @@
 //	clickstream  JSON hit                                {"ip":"1.2.3.4","path":"/","event":"pageview","timestamp":1700000000000}
 //	orders-csv   Online Retail CSV row                   536365,85123A,WHITE METAL LANTERN,6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom
 //	orders-json  Online Retail row as JSON               {"invoice_no":"536365","quantity":6,"unit_price":3.39,...}
+//	json         generic JSON event (JSONFields)         {"iotName":"DemoSensor","iotValue":14,"ts":1700000000000}
 //	auto         sniffs each record (see AutoDecoder)
 //
 // Decoders are per shard and not safe for concurrent use: CloudFront

@@ -224,7 +224,8 @@ func TestParseFormat(t *testing.T) {
 		{"clickstream", records.FormatClickstream, false},
 		{"orders-csv", records.FormatOrdersCSV, false},
 		{"ORDERS-JSON", records.FormatOrdersJSON, false},
-		{"json", "", true},
+		{"json", records.FormatJSON, false},
+		{"xml", "", true},
 		{"orders_csv", "", true},
 	}
 	for _, tt := range tests {

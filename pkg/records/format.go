@@ -24,6 +24,7 @@ const (
 	FormatClickstream   Format = "clickstream"    // JSON clickstream hit
 	FormatOrdersCSV     Format = "orders-csv"     // Online Retail CSV row
 	FormatOrdersJSON    Format = "orders-json"    // Online Retail row as JSON
+	FormatJSON          Format = "json"           // generic JSON event (JSONFields)
 )
 
 // ErrUnknownFormat is returned by ParseFormat and NewDecoder for a name
@@ -33,7 +34,7 @@ var ErrUnknownFormat = errors.New("unknown record format")
 // Formats lists every valid Format, auto first (for help texts).
 func Formats() []Format {
 	return []Format{FormatAuto, FormatCombined, FormatVhostCombined, FormatXFFCombined, FormatSSLRequest,
-		FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON}
+		FormatCloudFront, FormatClickstream, FormatOrdersCSV, FormatOrdersJSON, FormatJSON}
 }
 
 // ParseFormat maps a config value to a Format, ignoring case and
@@ -86,9 +87,12 @@ type Decoder interface {
 type Options struct {
 	// Client picks Record.ClientIP of access-log lines.
 	Client ClientPolicy
+	// JSON names the members FormatJSON reads; zero means DefaultJSONFields.
+	JSON JSONFields
 }
 
 // NewDecoder returns a fresh per-shard Decoder for f with default Options.
+// FormatJSON gets DefaultJSONFields; use NewJSONDecoder for others.
 func NewDecoder(f Format) (Decoder, error) { return NewDecoderWith(f, Options{}) }
 
 // NewDecoderWith returns a fresh per-shard Decoder for f.
@@ -110,6 +114,11 @@ func NewDecoderWith(f Format, o Options) (Decoder, error) {
 		return &OrderCSVDecoder{}, nil
 	case FormatOrdersJSON:
 		return &OrderJSONDecoder{}, nil
+	case FormatJSON:
+		if o.JSON.Values == nil && o.JSON.Key == "" && o.JSON.Time == "" {
+			o.JSON = DefaultJSONFields()
+		}
+		return NewJSONDecoder(o.JSON)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownFormat, string(f))
 }
@@ -225,6 +234,7 @@ func startDecode(r *Record) {
 	r.UnitPrice = 0
 	r.RequestBytes = 0
 	r.TimeTaken = 0
+	r.NumValues = 0
 }
 
 // finishDecode stores the time and the strings: the last step of a
@@ -247,4 +257,4 @@ func finishDecode(f Format, tab *strtab, data []byte, r *Record, t time.Time, ki
 // textFieldNames names Record's string fields in errors.
 var textFieldNames = [numTextFields]string{"client", "method", "path", "protocol", "referer", "user_agent", "host",
 	"session_id", "event", "invoice_no", "stock_code", "description", "customer_id", "country",
-	"forwarded_for", "tls_protocol", "tls_cipher", "x-edge-location", "x-edge-result-type", "x-edge-response-result-type"}
+	"forwarded_for", "tls_protocol", "tls_cipher", "x-edge-location", "x-edge-result-type", "x-edge-response-result-type", "key"}

@@ -13,7 +13,14 @@ const (
 	KindHit
 	// KindOrder is one e-commerce order line.
 	KindOrder
+	// KindEvent is a generic JSON event (format json): a series Key and
+	// numeric Values.
+	KindEvent
 )
+
+// MaxValues is the number of numeric values a Record carries (format
+// json, JSONFields.Values).
+const MaxValues = 4
 
 // String returns the lower-case name of k.
 func (k Kind) String() string {
@@ -22,6 +29,8 @@ func (k Kind) String() string {
 		return "hit"
 	case KindOrder:
 		return "order"
+	case KindEvent:
+		return "event"
 	default:
 		return "unknown"
 	}
@@ -94,7 +103,18 @@ type Record struct {
 	UnitPrice   float64
 	CustomerID  string // "" when the order has none
 	Country     string
+
+	// Generic event fields (KindEvent). The values are inline, not a
+	// slice: they cost no allocation and no pointer, and other formats
+	// only reset NumValues.
+	Key       string             // the series key ("" when not configured)
+	Values    [MaxValues]float64 // Values[:NumValues] are meaningful
+	NumValues uint8
 }
+
+// ValueSlice returns the meaningful values, r.Values[:r.NumValues]. The
+// slice aliases r.
+func (r *Record) ValueSlice() []float64 { return r.Values[:min(int(r.NumValues), MaxValues)] }
 
 // EventTime returns the time windows are computed on: the payload's own
 // timestamp, else the Kinesis arrival time.

@@ -41,6 +41,7 @@ const (
 	tEdge
 	tEdgeResult
 	tEdgeResponseResult
+	tKey
 	numTextFields
 )
 
@@ -146,6 +147,7 @@ func (t *strtab) flush(data []byte, r *Record) (bad textField, ok bool) {
 	setText(&r.Edge, texts[tEdge])
 	setText(&r.EdgeResult, texts[tEdgeResult])
 	setText(&r.EdgeResponseResult, texts[tEdgeResponseResult])
+	setText(&r.Key, texts[tKey])
 	return 0, true
 }
 

@@ -1,0 +1,5 @@
+//go:build race
+
+package rcf_test
+
+func init() { raceEnabled = true }
