@@ -251,7 +251,7 @@ func (c *Classifier) classify(ua string) Result {
 	}
 	if i, sc.found = c.rules.library.find(up, sc.found); i >= 0 {
 		ru := &c.rules.library.rules[i]
-		if ru.kind == kindPreview || !botWord {
+		if ru.kind == kindPreview || ru.kind == kindFeed || !botWord {
 			return decide(Library, "library", ru.name, ru.kind)
 		}
 	}
@@ -300,11 +300,13 @@ func heuristic(s string, up []byte, browser bool) string {
 		return "no-platform"
 	case hasEmail(s):
 		return "contact-email"
+	case hasDomain(s):
+		return "domain-name"
 	case !browser && containsUpper(up, "compatible"):
 		// "(compatible; Name/1.0; ...)" without a browser engine the
 		// parser knows.
 		return "compatible-nonbrowser"
-	case !browser && !mozilla && !hasPlatform(up) && !strings.HasPrefix(string(up), "OPERA/"):
+	case !browser && !mozilla && !hasPlatform(up) && !strings.HasPrefix(string(up), "OPERA/") && len(s) >= 4 && hasLetter(s):
 		// Neither a browser nor an app on a known platform: a script or
 		// a niche fetcher ("Name/0.1").
 		return "non-browser"
@@ -332,11 +334,66 @@ func hasEmail(s string) bool {
 	return dot > 0 && dot < len(dom)-2
 }
 
+func hasLetter(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' })
+}
+
+// tlds are the top-level domains of hasDomain: the common generic ones
+// and the largest country ones.
+var tlds = map[string]bool{
+	"com": true, "net": true, "org": true, "io": true, "ai": true, "co": true, "info": true, "biz": true, "dev": true,
+	"app": true, "me": true, "xyz": true, "ly": true, "sh": true, "cloud": true, "tech": true, "site": true,
+	"online": true, "tv": true, "us": true, "eu": true, "uk": true, "de": true, "fr": true, "nl": true, "ru": true,
+	"jp": true, "cn": true, "br": true, "in": true, "it": true, "es": true, "pl": true, "ch": true, "se": true,
+	"be": true, "at": true, "cz": true, "kr": true, "au": true, "ca": true,
+}
+
+// hasDomain reports a domain name ("example.com", "scanner.example.io"),
+// which crawlers give to identify their operator and browsers never do.
+func hasDomain(s string) bool {
+	for i := 1; i < len(s)-2; i++ {
+		if s[i] != '.' || !isLetterOrDigit(s[i-1]) {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && ('a' <= s[j] && s[j] <= 'z') {
+			j++
+		}
+		if j == i+1 || j < len(s) && (isLetterOrDigit(s[j]) || s[j] == '_' || s[j] == '-') {
+			continue
+		}
+		if j < len(s) && s[j] == '.' && j+1 < len(s) && isLetterOrDigit(s[j+1]) {
+			continue // a longer dotted name: judged at its last dot
+		}
+		if tlds[s[i+1:j]] {
+			// The label before the dot must hold a letter: "1.0.co" is
+			// no domain.
+			k := i - 1
+			letter := false
+			for k >= 0 && (isLetterOrDigit(s[k]) || s[k] == '-') {
+				letter = letter || ('a' <= s[k]|0x20 && s[k]|0x20 <= 'z')
+				k--
+			}
+			// The name starts a word: "scanner.example.io", "(+example.com";
+			// not "FBCR/T-Mobile.pl" (a value).
+			if letter && (k < 0 || strings.IndexByte(" (;+,[", s[k]) >= 0) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isLetterOrDigit(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
 // platformWords mark an app or device User-Agent ("Spotify/8.6 Android/29",
 // "MyApp/1 CFNetwork/1220 Darwin/20.3.0", "Dalvik/2.1.0 (Linux; U; ...)").
 var platformWords = []string{
 	"android", "iphone", "ipad", "ios ", "ios/", "cfnetwork", "darwin/", "dalvik/", "windows",
 	"macintosh", "mac os", "linux", "cros ", "tizen", "webos", "playstation", "xbox", "nintendo", "smart-tv", "smarttv",
+	"midp", "blackberry", "symbian", "series60", "nokia", "ucweb", "kaios",
 }
 
 func hasPlatform(up []byte) bool { return containsAny(up, platformWords) }

@@ -19,7 +19,7 @@ type rule struct {
 	none   []string
 }
 
-// botWords veto a library rule: "python-requests/2.31 (MyCrawler/1.0)"
+// botWords veto an HTTP client or SDK rule: "python-requests/2.31 (MyCrawler/1.0)"
 // is a crawler built on a library, not the library itself.
 var botWords = []string{"bot", "crawl", "spider", "scrape"}
 
@@ -81,6 +81,7 @@ var libraryRules = []rule{
 	{name: "LWP::Simple", kind: kindHTTP, all: []string{"LWP::Simple"}},
 	{name: "HTTP-Tiny", kind: kindHTTP, all: []string{"HTTP-Tiny/"}},
 	{name: "Mojolicious", kind: kindHTTP, all: []string{"Mojolicious"}},
+	{name: "Mechanize", kind: kindHTTP, all: []string{"Mechanize/"}},
 	{name: "node-fetch", kind: kindHTTP, all: []string{"node-fetch"}},
 	{name: "axios", kind: kindHTTP, all: []string{"axios/"}},
 	{name: "undici", kind: kindHTTP, all: []string{"undici"}},
@@ -138,6 +139,7 @@ var libraryRules = []rule{
 	{name: "Miniflux", kind: kindFeed, all: []string{"Miniflux"}},
 	{name: "Feedspot", kind: kindFeed, all: []string{"Feedspot"}},
 	{name: "Feedfetcher-Google", kind: kindFeed, all: []string{"Feedfetcher-Google"}},
+	{name: "Flipboard", kind: kindFeed, all: []string{"Flipboard"}},
 	{name: "theoldreader", kind: kindFeed, all: []string{"theoldreader"}},
 	{name: "Superfeedr", kind: kindFeed, all: []string{"Superfeedr"}},
 	{name: "SimplePie", kind: kindFeed, all: []string{"SimplePie"}},
@@ -178,6 +180,25 @@ var libraryRules = []rule{
 	{name: "Snap URL Preview", kind: kindPreview, all: []string{"Snap URL Preview"}},
 	{name: "Teams link preview", kind: kindPreview, all: []string{"SkypeSpaces"}},
 	{name: "Pinterest preview", kind: kindPreview, all: []string{"Pinterest/0."}},
+
+	// Generic words, after every named client: what a feed reader or a
+	// previewer says it is.
+	{name: "feed fetcher", kind: kindFeed, all: []string{"FeedFetcher"}},
+	{name: "feed fetcher", kind: kindFeed, all: []string{"Feed-Fetcher"}},
+	{name: "feed reader", kind: kindFeed, all: []string{"FeedReader"}},
+	{name: "feed bot", kind: kindFeed, all: []string{"FeedBot"}},
+	{name: "FeedBurner", kind: kindFeed, all: []string{"FeedBurner"}},
+	{name: "rss", kind: kindFeed, all: []string{"RSS"}},
+	{name: "link preview", kind: kindPreview, all: []string{"Preview"}},
+	{name: "link unfurler", kind: kindPreview, all: []string{"Unfurl"}},
+	{name: "link expander", kind: kindPreview, all: []string{"LinkExpand"}},
+	{name: "onebox", kind: kindPreview, all: []string{"Onebox"}},
+	{name: "opengraph", kind: kindPreview, all: []string{"OpenGraph"}},
+	{name: "metatag fetcher", kind: kindPreview, all: []string{"MetaTagFetcher"}},
+	{name: "rich link", kind: kindPreview, all: []string{"RichLink"}},
+	{name: "image proxy", kind: kindPreview, all: []string{"ImageProxy"}},
+	{name: "image proxy", kind: kindPreview, all: []string{"ImgProxy"}},
+	{name: "mail proxy", kind: kindPreview, all: []string{"MailProxy"}},
 }
 
 // Library kinds, reported in Result.Kind.
