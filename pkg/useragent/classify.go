@@ -121,7 +121,9 @@ type Classifier struct {
 }
 
 type builtin struct {
+	lits                       litIndex
 	allow, automation, library *ruleSet
+	botWords, platform         []int32 // literal ids
 }
 
 type scratch struct {
@@ -131,18 +133,25 @@ type scratch struct {
 
 // builtinRules compiles the built-in lists once per process.
 var builtinRules = sync.OnceValues(func() (*builtin, error) {
-	var b builtin
+	b := &builtin{}
 	var err error
-	if b.allow, err = newRuleSet(withClass(allowRules, Human)); err != nil {
+	if b.allow, err = newRuleSet(&b.lits, withClass(allowRules, Human)); err != nil {
 		return nil, fmt.Errorf("allow rules: %w", err)
 	}
-	if b.automation, err = newRuleSet(withClass(automationRules, Bot)); err != nil {
+	if b.automation, err = newRuleSet(&b.lits, withClass(automationRules, Bot)); err != nil {
 		return nil, fmt.Errorf("automation rules: %w", err)
 	}
-	if b.library, err = newRuleSet(withClass(libraryRules, Library)); err != nil {
+	if b.library, err = newRuleSet(&b.lits, withClass(libraryRules, Library)); err != nil {
 		return nil, fmt.Errorf("library rules: %w", err)
 	}
-	return &b, nil
+	if b.botWords, err = b.lits.ids(botWords); err != nil {
+		return nil, fmt.Errorf("bot words: %w", err)
+	}
+	if b.platform, err = b.lits.ids(platformWords); err != nil {
+		return nil, fmt.Errorf("platform words: %w", err)
+	}
+	b.lits.build()
+	return b, nil
 })
 
 func withClass(rules []rule, c Class) []rule {
@@ -237,20 +246,22 @@ func (c *Classifier) classify(ua string) Result {
 
 	sc := c.scratch.Get().(*scratch)
 	defer c.scratch.Put(sc)
+	b := c.rules
 	up := appendUpper(sc.up[:0], s)
 	sc.up = up
-	botWord := containsAny(up, botWords)
+	found := b.lits.scan(up, sc.found)
+	sc.found = found
+	botWord := hasAnyID(found, b.botWords)
 
-	var i int
-	if i, sc.found = c.rules.allow.find(up, sc.found); i >= 0 && !botWord {
-		return decide(Human, "allow", c.rules.allow.rules[i].name, "")
+	if i := b.allow.find(up, found); i >= 0 && !botWord {
+		return decide(Human, "allow", b.allow.rules[i].name, "")
 	}
-	if i, sc.found = c.rules.automation.find(up, sc.found); i >= 0 {
-		ru := &c.rules.automation.rules[i]
+	if i := b.automation.find(up, found); i >= 0 {
+		ru := &b.automation.rules[i]
 		return decide(Bot, "automation", ru.name, ru.kind)
 	}
-	if i, sc.found = c.rules.library.find(up, sc.found); i >= 0 {
-		ru := &c.rules.library.rules[i]
+	if i := b.library.find(up, found); i >= 0 {
+		ru := &b.library.rules[i]
 		if ru.kind == kindPreview || ru.kind == kindFeed || !botWord {
 			return decide(Library, "library", ru.name, ru.kind)
 		}
@@ -261,13 +272,14 @@ func (c *Classifier) classify(ua string) Result {
 	if p.Bot {
 		return decide(Bot, "uaparser", parserBotName(p, s), "")
 	}
-	if h := heuristic(s, up, r.Browser != other); h != "" {
+	platform := hasAnyID(found, b.platform)
+	if h := heuristic(s, up, r.Browser != other, platform); h != "" {
 		return decide(Bot, "heuristic", h, "")
 	}
 	if r.Browser != other {
 		return decide(Human, "browser", r.Browser, "")
 	}
-	if hasPlatform(up) {
+	if platform {
 		return decide(Unknown, "app", uaToken(s), "")
 	}
 	return decide(Unknown, "none", uaToken(s), "")
@@ -292,7 +304,7 @@ func parserBotName(p uaparse.UserAgent, s string) string {
 
 // heuristic names a bot trait of a User-Agent that no list knows, or
 // returns "". browser says the parser recognised a browser family.
-func heuristic(s string, up []byte, browser bool) string {
+func heuristic(s string, up []byte, browser, platform bool) string {
 	mozilla := strings.HasPrefix(string(up), "MOZILLA/")
 	switch {
 	case mozilla && !strings.Contains(s, "("):
@@ -306,7 +318,7 @@ func heuristic(s string, up []byte, browser bool) string {
 		// "(compatible; Name/1.0; ...)" without a browser engine the
 		// parser knows.
 		return "compatible-nonbrowser"
-	case !browser && !mozilla && !hasPlatform(up) && !strings.HasPrefix(string(up), "OPERA/") && len(s) >= 4 && hasLetter(s):
+	case !browser && !mozilla && !platform && !strings.HasPrefix(string(up), "OPERA/") && len(s) >= 4 && hasLetter(s):
 		// Neither a browser nor an app on a known platform: a script or
 		// a niche fetcher ("Name/0.1").
 		return "non-browser"
@@ -370,7 +382,7 @@ func hasDomain(s string) bool {
 			// no domain.
 			k := i - 1
 			letter := false
-			for k >= 0 && (isLetterOrDigit(s[k]) || s[k] == '-') {
+			for k >= 0 && (isLetterOrDigit(s[k]) || s[k] == '-' || s[k] == '.') {
 				letter = letter || ('a' <= s[k]|0x20 && s[k]|0x20 <= 'z')
 				k--
 			}
@@ -395,8 +407,6 @@ var platformWords = []string{
 	"macintosh", "mac os", "linux", "cros ", "tizen", "webos", "playstation", "xbox", "nintendo", "smart-tv", "smarttv",
 	"midp", "blackberry", "symbian", "series60", "nokia", "ucweb", "kaios",
 }
-
-func hasPlatform(up []byte) bool { return containsAny(up, platformWords) }
 
 const other = "Other"
 

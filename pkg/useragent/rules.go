@@ -223,104 +223,131 @@ var automationRules = []rule{
 	{name: "Electron test", kind: "automation", all: []string{"jsdom/"}},
 }
 
-// ruleSet finds the first rule of a list that matches, in one pass over
-// the User-Agent: a trigram index reports which literals occur.
-type ruleSet struct {
-	rules  []rule
-	upAll  [][]string // per rule: all, upper case
-	upNone [][]string // per rule: none, upper case
+// litIndex finds which of a set of literals (3+ ASCII bytes, compared
+// upper case) occur in a User-Agent, in one pass: a trigram index
+// selects the few literals starting at each position.
+type litIndex struct {
 	lits   []string
-	litPat [][]int32 // literal id -> itself (the index reports literals)
+	litPat [][]int32 // literal id -> itself (scan reports literals)
 	litID  map[string]int32
 	tri    trigramIndex
 }
 
-func newRuleSet(rules []rule) (*ruleSet, error) {
-	s := &ruleSet{rules: rules, litID: map[string]int32{}}
-	add := func(l string) (string, error) {
-		u := strings.ToUpper(l)
-		if len(u) < 3 || !isASCII(u) {
-			return "", fmt.Errorf("literal %q: need 3+ ASCII bytes", l)
-		}
-		if _, ok := s.litID[u]; !ok {
-			id := int32(len(s.lits))
-			s.litID[u] = id
-			s.lits = append(s.lits, u)
-			s.litPat = append(s.litPat, []int32{id})
-		}
-		return u, nil
+func (x *litIndex) id(l string) (int32, error) {
+	u := strings.ToUpper(l)
+	if len(u) < 3 || !isASCII(u) {
+		return 0, fmt.Errorf("literal %q: need 3+ ASCII bytes", l)
 	}
-	for _, r := range rules {
-		if len(r.all) == 0 {
-			return nil, fmt.Errorf("rule %s: no literal", r.name)
-		}
-		var all, none []string
-		for _, l := range r.all {
-			u, err := add(l)
-			if err != nil {
-				return nil, fmt.Errorf("rule %s: %w", r.name, err)
-			}
-			all = append(all, u)
-		}
-		for _, l := range r.none {
-			u, err := add(l)
-			if err != nil {
-				return nil, fmt.Errorf("rule %s: %w", r.name, err)
-			}
-			none = append(none, u)
-		}
-		s.upAll = append(s.upAll, all)
-		s.upNone = append(s.upNone, none)
+	if id, ok := x.litID[u]; ok {
+		return id, nil
 	}
-	s.tri = newTrigramIndex(s.lits)
-	return s, nil
+	if x.litID == nil {
+		x.litID = map[string]int32{}
+	}
+	id := int32(len(x.lits))
+	x.litID[u] = id
+	x.lits = append(x.lits, u)
+	x.litPat = append(x.litPat, []int32{id})
+	return id, nil
 }
 
-// find returns the index of the first rule matching up (the upper-cased
-// ASCII User-Agent), or -1. found is scratch space.
-func (s *ruleSet) find(up []byte, found []int32) (int, []int32) {
-	found = s.tri.scan(up, s.lits, s.litPat, found[:0])
-	if len(found) == 0 {
-		return -1, found
-	}
-	slices.Sort(found)
-	found = slices.Compact(found)
-	has := func(l string) bool {
-		_, ok := slices.BinarySearch(found, s.litID[l])
-		return ok
-	}
-next:
-	for i := range s.rules {
-		all := s.upAll[i]
-		for _, l := range all {
-			if !has(l) {
-				continue next
-			}
+func (x *litIndex) ids(ls []string) ([]int32, error) {
+	out := make([]int32, len(ls))
+	for i, l := range ls {
+		id, err := x.id(l)
+		if err != nil {
+			return nil, err
 		}
-		if s.rules[i].prefix && !strings.HasPrefix(string(up), all[0]) {
-			continue
-		}
-		for _, l := range s.upNone[i] {
-			if has(l) {
-				continue next
-			}
-		}
-		return i, found
+		out[i] = id
 	}
-	return -1, found
+	return out, nil
 }
 
-// containsAny reports whether up (upper case) contains any of words
-// (lower case, ASCII).
-func containsAny(up []byte, words []string) bool {
-	for _, w := range words {
-		if containsUpper(up, w) {
+func (x *litIndex) build() { x.tri = newTrigramIndex(x.lits) }
+
+// scan returns the sorted ids of the literals occurring in up (upper
+// case), reusing found.
+func (x *litIndex) scan(up []byte, found []int32) []int32 {
+	found = x.tri.scan(up, x.lits, x.litPat, found[:0])
+	if len(found) > 1 {
+		slices.Sort(found)
+		found = slices.Compact(found)
+	}
+	return found
+}
+
+func hasID(found []int32, id int32) bool {
+	_, ok := slices.BinarySearch(found, id)
+	return ok
+}
+
+func hasAnyID(found, ids []int32) bool {
+	for _, id := range ids {
+		if hasID(found, id) {
 			return true
 		}
 	}
 	return false
 }
 
+// ruleSet is an ordered rule list over a shared litIndex.
+type ruleSet struct {
+	rules     []rule
+	all, none [][]int32 // per rule: literal ids
+	prefix    []string  // per rule: all[0] upper case, when rule.prefix
+}
+
+func newRuleSet(x *litIndex, rules []rule) (*ruleSet, error) {
+	s := &ruleSet{rules: rules}
+	for _, r := range rules {
+		if len(r.all) == 0 {
+			return nil, fmt.Errorf("rule %s: no literal", r.name)
+		}
+		all, err := x.ids(r.all)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.name, err)
+		}
+		none, err := x.ids(r.none)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.name, err)
+		}
+		s.all = append(s.all, all)
+		s.none = append(s.none, none)
+		p := ""
+		if r.prefix {
+			p = strings.ToUpper(r.all[0])
+		}
+		s.prefix = append(s.prefix, p)
+	}
+	return s, nil
+}
+
+// find returns the index of the first rule matching up (the upper-cased
+// User-Agent) whose literals found holds, or -1.
+func (s *ruleSet) find(up []byte, found []int32) int {
+	if len(found) == 0 {
+		return -1
+	}
+next:
+	for i := range s.rules {
+		for _, id := range s.all[i] {
+			if !hasID(found, id) {
+				continue next
+			}
+		}
+		if p := s.prefix[i]; p != "" && !strings.HasPrefix(string(up), p) {
+			continue
+		}
+		if hasAnyID(found, s.none[i]) {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// containsUpper reports whether up (upper case) contains lower (ASCII),
+// ignoring case.
 func containsUpper(up []byte, lower string) bool {
 	n := len(lower)
 outer:
