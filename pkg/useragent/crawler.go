@@ -1,4 +1,4 @@
-package botdetect
+package useragent
 
 import (
 	"bytes"
@@ -15,8 +15,9 @@ import (
 	"github.com/x-way/crawlerdetect"
 )
 
-// uaMatcher gives exactly crawlerdetect's verdict, plus the matched text,
-// at a fraction of its cost.
+// CrawlerMatcher gives exactly crawlerdetect's verdict, plus the matched
+// text, at a fraction of its cost. Get the process-wide instance with
+// CrawlerDetect; it is safe for concurrent use.
 //
 // crawlerdetect (v0.2.31) answers IsCrawler(ua) as
 //
@@ -42,7 +43,7 @@ import (
 // Anything else takes the slow path: the library's own two regexps,
 // rebuilt from its pattern lists. Tests assert equal verdicts with
 // crawlerdetect on every UA of the shared data and under fuzzing.
-type uaMatcher struct {
+type CrawlerMatcher struct {
 	// fast is nil when the pattern lists could not be analysed; then every
 	// UA takes the slow path.
 	fast *fastMatcher
@@ -107,18 +108,26 @@ func libraryPatterns() (crawlers, exclusions []string, err error) {
 	return crawlers, exclusions, nil
 }
 
+// CrawlerDetect returns the process-wide matcher of crawlerdetect's
+// default patterns (built on first use, ~100 ms).
+func CrawlerDetect() *CrawlerMatcher { return sharedMatcher() }
+
+// FastPath reports whether the exact fast matcher is in use (false means
+// every User-Agent takes crawlerdetect's own 60-300 us regexps).
+func (m *CrawlerMatcher) FastPath() bool { return m.fast != nil && m.crawlers != nil }
+
 // sharedMatcher is built once per process: it depends only on the
 // library's immutable pattern lists and takes ~100 ms to compile.
-var sharedMatcher = sync.OnceValue(func() *uaMatcher {
+var sharedMatcher = sync.OnceValue(func() *CrawlerMatcher {
 	crawlers, exclusions, err := libraryPatterns()
 	if err != nil {
-		return &uaMatcher{}
+		return &CrawlerMatcher{}
 	}
 	return newUAMatcher(crawlers, exclusions)
 })
 
-func newUAMatcher(crawlers, exclusions []string) *uaMatcher {
-	m := &uaMatcher{}
+func newUAMatcher(crawlers, exclusions []string) *CrawlerMatcher {
+	m := &CrawlerMatcher{}
 	// Same construction as crawlerdetect's compileCrawlers/compileExclusions.
 	cr, err1 := regexp.Compile("(?i)(" + strings.Join(crawlers, "|") + ")")
 	ex, err2 := regexp.Compile("(?i)(" + strings.Join(exclusions, "|") + ")")
@@ -132,10 +141,18 @@ func newUAMatcher(crawlers, exclusions []string) *uaMatcher {
 	return m
 }
 
-// match reports whether ua is a crawler by crawlerdetect's rules and, if
+// Match reports whether ua is a crawler by crawlerdetect's rules and, if
 // so, the text its leftmost pattern matched plus the surrounding token
 // (e.g. "AhrefsBot" for a match of "Ahrefs").
-func (m *uaMatcher) match(ua string) (bool, string) {
+func (m *CrawlerMatcher) Match(ua string) (bool, string) {
+	bot, name := m.match(ua)
+	if bot && name == "" {
+		name = uaToken(ua)
+	}
+	return bot, name
+}
+
+func (m *CrawlerMatcher) match(ua string) (bool, string) {
 	if m.fast != nil && isASCII(ua) {
 		return m.fast.match(ua)
 	}

@@ -1,4 +1,4 @@
-package botdetect
+package useragent
 
 import (
 	"regexp"
@@ -84,7 +84,7 @@ func TestMatchEqualsCrawlerdetect(t *testing.T) {
 	uas := append(uaCorpus(t), trickyUAs...)
 	var bots, mismatches int
 	for _, ua := range uas {
-		got, name := m.match(ua)
+		got, name := m.Match(ua)
 		if want := crawlerdetect.IsCrawler(ua); got != want {
 			mismatches++
 			t.Errorf("match(%q) = %t, crawlerdetect says %t", ua, got, want)
@@ -123,7 +123,7 @@ func FuzzMatch(f *testing.F) {
 	f.Add("Mozilla/5.0 (iPhone; CPU iPhone OS 12_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.0 Mobile/15E148 Safari/604.1")
 	m := sharedMatcher()
 	f.Fuzz(func(t *testing.T, ua string) {
-		got, _ := m.match(ua)
+		got, _ := m.Match(ua)
 		if want := crawlerdetect.IsCrawler(ua); got != want {
 			t.Errorf("match(%q) = %t, crawlerdetect says %t", ua, got, want)
 		}
@@ -144,7 +144,7 @@ func TestCrawlerNames(t *testing.T) {
 	}
 	m := sharedMatcher()
 	for _, tt := range tests {
-		bot, name := m.match(tt.ua)
+		bot, name := m.Match(tt.ua)
 		if !bot || name != tt.want {
 			t.Errorf("match(%q) = %t, %q; want true, %q", tt.ua, bot, name, tt.want)
 		}
