@@ -96,6 +96,11 @@ func Run(t *testing.T, s Suite) {
 	if err := s.Window.Validate("suite"); err != nil {
 		t.Fatalf("processortest: Suite.Window: %v", err)
 	}
+	for i, r := range s.Records {
+		if r.Meta.SequenceNumber == "" {
+			t.Fatalf("Suite.Records[%d] has no sequence number: restore skips records by position, so wrap the records in processortest.Sequence", i)
+		}
+	}
 	k := &kit{s: s, batches: chunk(s.Records, s.BatchSize)}
 	k.watermarks()
 
