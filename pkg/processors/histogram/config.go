@@ -54,7 +54,7 @@ const (
 	maxBuckets = 16
 	maxTopK    = 100
 	// maxHostLen and maxPathLen bound a stored host or path (longer ones
-	// are cut and suffixed with a hash, see clip).
+	// are cut and suffixed with a hash, see window.Clip).
 	maxHostLen = 100
 	maxPathLen = 512
 	// rowBudget bounds the host rows of one item: worst-case row bytes
