@@ -189,6 +189,10 @@ func (t *topK) down(i int) {
 // bucketOf returns the bucket of a response of b bytes: the first bound
 // >= b, or the overflow bucket len(edges).
 func bucketOf(edges []int64, b int64) int {
+	if len(edges) > 8 {
+		i, _ := slices.BinarySearch(edges, b)
+		return i
+	}
 	for i, e := range edges {
 		if b <= e {
 			return i
