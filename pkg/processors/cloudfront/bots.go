@@ -3,7 +3,6 @@ package cloudfront
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -141,11 +140,7 @@ const (
 )
 
 func (a *botsAgg) Encode(s *bots, f *windowed.Fields) {
-	o := make([]int32, len(s.keys))
-	for i := range o {
-		o[i] = int32(i)
-	}
-	slices.SortFunc(o, func(x, y int32) int {
+	o := sortedIndex(len(s.keys), func(x, y int32) int {
 		kx, ky := &s.keys[x], &s.keys[y]
 		return cmp.Or(strings.Compare(kx.ClientIP, ky.ClientIP), strings.Compare(kx.Edge, ky.Edge), strings.Compare(kx.Distribution, ky.Distribution))
 	})
@@ -216,11 +211,7 @@ func (a *botsAgg) Decode(f *windowed.Fields) (*bots, error) {
 // Result writes the global item: the max_rows rows with the most requests
 // first, the rest summed into other_*.
 func (a *botsAgg) Result(s *bots, _ windowed.Info, out *windowed.Output) {
-	o := make([]int32, len(s.keys))
-	for i := range o {
-		o[i] = int32(i)
-	}
-	slices.SortFunc(o, func(x, y int32) int {
+	o := sortedIndex(len(s.keys), func(x, y int32) int {
 		rx, ry, kx, ky := &s.rows[x], &s.rows[y], &s.keys[x], &s.keys[y]
 		return cmp.Or(cmp.Compare(ry.Requests, rx.Requests), cmp.Compare(ry.Bytes, rx.Bytes),
 			strings.Compare(kx.ClientIP, ky.ClientIP), strings.Compare(kx.Edge, ky.Edge), strings.Compare(kx.Distribution, ky.Distribution))

@@ -195,14 +195,7 @@ func (a *bytesAgg) Encode(s *edgeBytes, f *windowed.Fields) {
 }
 
 // order returns the row indexes sorted by less.
-func (s *edgeBytes) order(less func(a, b int32) int) []int32 {
-	o := make([]int32, len(s.keys))
-	for i := range o {
-		o[i] = int32(i)
-	}
-	slices.SortFunc(o, less)
-	return o
-}
+func (s *edgeBytes) order(less func(a, b int32) int) []int32 { return sortedIndex(len(s.keys), less) }
 
 func (a *bytesAgg) put(s *edgeBytes, rows []int32, f *windowed.Fields) {
 	var total Sum

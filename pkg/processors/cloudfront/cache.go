@@ -3,7 +3,6 @@ package cloudfront
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,14 +201,7 @@ func (a *cacheAgg) Encode(s *cache, f *windowed.Fields) {
 	s.put(o, f)
 }
 
-func (s *cache) order(less func(x, y int32) int) []int32 {
-	o := make([]int32, len(s.dists))
-	for i := range o {
-		o[i] = int32(i)
-	}
-	slices.SortFunc(o, less)
-	return o
-}
+func (s *cache) order(less func(x, y int32) int) []int32 { return sortedIndex(len(s.dists), less) }
 
 func (s *cache) put(o []int32, f *windowed.Fields) {
 	b := make([]byte, 0, (len(o)+1)*64)

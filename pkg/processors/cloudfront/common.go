@@ -2,6 +2,7 @@ package cloudfront
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,4 +82,15 @@ func appendInts(b []byte, xs ...int64) []byte {
 		b = strconv.AppendInt(b, x, 10)
 	}
 	return b
+}
+
+// sortedIndex returns 0..n-1 sorted by cmp (rows are sorted by index so
+// their parallel slices stay put).
+func sortedIndex(n int, cmp func(a, b int32) int) []int32 {
+	o := make([]int32, n)
+	for i := range o {
+		o[i] = int32(i)
+	}
+	slices.SortFunc(o, cmp)
+	return o
 }
