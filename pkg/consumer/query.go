@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,7 +27,8 @@ const queryUsage = `usage: consumer query <result> [flags]
 
 results:
   orders     a customer's recent orders, newest first (--app, --customer ID | --guest, --limit N)
-  histogram  response-size histograms per window and host (--app, --window TIME, --host H, --last N)
+  histogram  response-size histograms per window and host (--app, --window TIME, --host H, --last N),
+             or summed over a period with percentiles and a bar chart (--from T --to T [--host H])
 `
 
 // queryAPI is the DynamoDB call the query commands make.
@@ -240,9 +242,17 @@ func queryHistogram(ctx context.Context, args []string, getenv func(string) stri
 	at := f.fs.String("window", "", "show the window holding this time (RFC 3339, or 2006-01-02T15:04[:05] in UTC); default the newest windows")
 	last := f.fs.Int("last", 5, "without --window: how many of the newest windows to show")
 	host := f.fs.String("host", "", "show only this host (virtual host or edge; '-' for records without one)")
+	from := f.fs.String("from", "", "sum the windows from this time (with --to; RFC 3339 or 2006-01-02T15:04 UTC)")
+	to := f.fs.String("to", "", "sum the windows up to this time (exclusive)")
 	table, err := f.parse(args, "-results")
 	if err != nil {
 		return err
+	}
+	if *from != "" || *to != "" {
+		if *at != "" {
+			return errors.New("query histogram: --window and --from/--to exclude each other")
+		}
+		return sumHistograms(ctx, client, *f.region, table, *name, *size, *from, *to, *host, *f.json, stdout)
 	}
 	switch {
 	case *size < time.Second || (24*time.Hour)%*size != 0:
@@ -514,6 +524,162 @@ func histogramJSON(s shownWindow, host string) any {
 		if host == "" || l.Host == host {
 			o.Largest = append(o.Largest, large{Bytes: l.Bytes, Host: l.Host, Path: l.Path})
 		}
+	}
+	return o
+}
+
+// maxSumWindows bounds the windows one --from/--to query reads (one
+// DynamoDB query each): a day of one-minute windows.
+const maxSumWindows = 1440
+
+// summed is a histogram summed over a period.
+type summed struct {
+	From, To            time.Time
+	Host                string
+	Windows, Skipped    int // windows summed; windows with other buckets left out
+	Edges               []int64
+	Row                 histogram.Row
+	Percentiles         []histogram.Percentile
+	OtherHostsInWindows int // windows where the host had no row (summed as other)
+}
+
+func sumHistograms(ctx context.Context, client func(context.Context, string) (queryAPI, error), region, table, name string,
+	size time.Duration, fromS, toS, host string, asJSON bool, stdout io.Writer) error {
+	if fromS == "" || toS == "" {
+		return errors.New("query histogram: --from and --to go together")
+	}
+	from, err := parseWindowTime(fromS)
+	if err != nil {
+		return err
+	}
+	to, err := parseWindowTime(toS)
+	if err != nil {
+		return err
+	}
+	from, to = from.UTC().Truncate(size), to.UTC()
+	n := int((to.Sub(from) + size - 1) / size)
+	switch {
+	case !to.After(from):
+		return errors.New("query histogram: --to must be after --from")
+	case n > maxSumWindows:
+		return fmt.Errorf("query histogram: %d windows of %s between --from and --to; at most %d per query", n, size, maxSumWindows)
+	}
+	api, err := client(ctx, region)
+	if err != nil {
+		return err
+	}
+	keys := histogram.Keys(name, size)
+	sum := summed{From: from, To: to, Host: host}
+	for start := from; start.Before(to); start = start.Add(size) {
+		w, ok, err := readWindow(ctx, api, table, keys, start)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if sum.Windows == 0 {
+			sum.Edges = w.Edges
+		} else if !slices.Equal(sum.Edges, w.Edges) {
+			sum.Skipped++
+			continue
+		}
+		sum.Windows++
+		row, found := w.Total, true
+		if host != "" {
+			found = false
+			for _, h := range w.Hosts {
+				if h.Host == host {
+					row, found = h.Row, true
+				}
+			}
+		}
+		if !found {
+			sum.OtherHostsInWindows++
+			continue
+		}
+		sum.Row.Add(row)
+	}
+	if sum.Windows == 0 {
+		_, err := fmt.Fprintf(stdout, "no %s results in %s between %s and %s\n", name, table, window.FormatTime(from), window.FormatTime(to))
+		return err
+	}
+	if len(sum.Row.Counts) < len(sum.Edges)+1 {
+		sum.Row.Add(histogram.Row{Counts: make([]int64, len(sum.Edges)+1)})
+	}
+	sum.Percentiles, _ = histogram.Percentiles(sum.Edges, sum.Row.Counts, 0.5, 0.9, 0.99)
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(summedJSON(sum))
+	}
+	return printSummed(stdout, sum)
+}
+
+// barWidth is the longest bar of the chart.
+const barWidth = 50
+
+func printSummed(w io.Writer, s summed) error {
+	who := "all hosts"
+	if s.Host != "" {
+		who = "host " + strconv.Quote(s.Host)
+	}
+	fmt.Fprintf(w, "%s - %s  %s: %d window(s), %d responses, %d bytes\n", window.FormatTime(s.From), window.FormatTime(s.To), who,
+		s.Windows, s.Row.Requests(), s.Row.Bytes)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "%d window(s) with other buckets left out\n", s.Skipped)
+	}
+	if s.Host != "" && s.OtherHostsInWindows > 0 {
+		fmt.Fprintf(w, "%d window(s) had no row for the host (beyond max_hosts it is summed as other)\n", s.OtherHostsInWindows)
+	}
+	for _, p := range s.Percentiles {
+		fmt.Fprintf(w, "p%-3g %s\n", 100*p.P, p)
+	}
+	first, last, most := -1, -1, int64(0)
+	for i, c := range s.Row.Counts {
+		if c > 0 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+			most = max(most, c)
+		}
+	}
+	if first < 0 {
+		_, err := fmt.Fprintln(w, "no responses")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 1, ' ', 0)
+	total := float64(s.Row.Requests())
+	for i := first; i <= last; i++ {
+		c := s.Row.Counts[i]
+		bar := strings.Repeat("#", int((c*barWidth+most-1)/most))
+		fmt.Fprintf(tw, "%s B\t%s\t%d\t%.1f%%\n", histogram.BucketLabel(histogram.BucketBounds(s.Edges, i)), bar, c, 100*float64(c)/total)
+	}
+	return tw.Flush()
+}
+
+func summedJSON(s summed) any {
+	type pct struct {
+		P        float64 `json:"p"`
+		Lo       int64   `json:"lo"`
+		Hi       int64   `json:"hi"` // -1: overflow bucket
+		Estimate int64   `json:"estimate"`
+	}
+	type out struct {
+		From     time.Time `json:"from"`
+		To       time.Time `json:"to"`
+		Host     string    `json:"host,omitempty"`
+		Windows  int       `json:"windows"`
+		Skipped  int       `json:"skipped"`
+		Edges    []int64   `json:"edges"`
+		Requests int64     `json:"requests"`
+		Bytes    int64     `json:"bytes"`
+		Counts   []int64   `json:"counts"`
+		Pcts     []pct     `json:"percentiles"`
+	}
+	o := out{From: s.From, To: s.To, Host: s.Host, Windows: s.Windows, Skipped: s.Skipped, Edges: s.Edges,
+		Requests: s.Row.Requests(), Bytes: s.Row.Bytes, Counts: s.Row.Counts, Pcts: []pct{}}
+	for _, p := range s.Percentiles {
+		o.Pcts = append(o.Pcts, pct{p.P, p.Lo, p.Hi, p.Estimate})
 	}
 	return o
 }

@@ -23,6 +23,10 @@ func TestQueryUsageErrors(t *testing.T) {
 		{[]string{"query", "orders", "--app", "a", "extra"}, `query orders: unexpected argument "extra"`},
 		{[]string{"query", "histogram", "--app", "a", "--size", "7s"}, "query histogram: --size must be whole seconds dividing 24h"},
 		{[]string{"query", "histogram", "--app", "a", "--last", "0"}, "query histogram: --last must be between 1 and 1440"},
+		{[]string{"query", "histogram", "--app", "a", "--from", "2026-01-01T00:00"}, "query histogram: --from and --to go together"},
+		{[]string{"query", "histogram", "--app", "a", "--from", "2026-01-01T00:00", "--to", "2026-01-01T00:00"}, "query histogram: --to must be after --from"},
+		{[]string{"query", "histogram", "--app", "a", "--from", "2026-01-01T00:00", "--to", "2026-01-03T00:00"}, "query histogram: 2880 windows of 1m0s between --from and --to; at most 1440 per query"},
+		{[]string{"query", "histogram", "--app", "a", "--window", "2026-01-01T00:00", "--to", "2026-01-03T00:00"}, "query histogram: --window and --from/--to exclude each other"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

@@ -32,6 +32,13 @@ const DefaultCacheSize = 10_000
 // and often garbage) are classified every time instead of pinning memory.
 const maxCachedUA = 1024
 
+// Validate checks c (for plugins that embed a UAConfig in their own
+// settings); path prefixes field names in errors.
+func (c UAConfig) Validate(path string) error {
+	_, _, err := c.validate(path)
+	return err
+}
+
 func (c UAConfig) validate(path string) (useragent.Patterns, useragent.Patterns, error) {
 	if c.CacheSize < 1 || c.CacheSize > 10_000_000 {
 		return useragent.Patterns{}, useragent.Patterns{}, processors.FieldError(path+".cache_size", "must be between 1 and 10000000")

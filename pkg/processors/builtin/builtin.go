@@ -3,6 +3,7 @@ package builtin
 import (
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
+	"github.com/shardwatch/shardwatch/pkg/processors/cloudfront"
 	"github.com/shardwatch/shardwatch/pkg/processors/counters"
 	"github.com/shardwatch/shardwatch/pkg/processors/histogram"
 	"github.com/shardwatch/shardwatch/pkg/processors/hrmetrics"
@@ -15,6 +16,9 @@ import (
 func Plugins() []processors.Plugin {
 	return []processors.Plugin{
 		botdetect.Plugin(),
+		cloudfront.BotsPlugin(),
+		cloudfront.BytesPlugin(),
+		cloudfront.CachePlugin(),
 		counters.Plugin(),
 		histogram.Plugin(),
 		hrmetrics.Plugin(),

@@ -17,6 +17,7 @@ func Plugin() processors.Plugin {
 	return windowed.Define(Name,
 		"response-size histogram per tumbling window and host, plus the largest responses by path, global across shards",
 		DefaultConfig, func(cfg Config, _ processors.AppInfo) (windowed.Spec, windowed.Aggregate[*state], error) {
+			cfg.MaxHosts = cfg.HostCap()
 			spec := windowed.Spec{Name: cfg.Name, Kinds: []records.Kind{records.KindHit}, Windows: []windowed.Window{{Config: cfg.Config}}}
 			return spec, &aggregate{cfg: cfg, edges: cfg.Edges()}, nil
 		})

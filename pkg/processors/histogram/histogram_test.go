@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -51,7 +52,15 @@ func TestConfig(t *testing.T) {
 		{"buckets: [ten]\n", `processors.histogram: line 1: "ten" is not a byte size (e.g. 1024, 10KiB, 1MiB)`},
 		{"buckets: [-1]\n", `processors.histogram: line 1: "-1" is not a byte size (e.g. 1024, 10KiB, 1MiB)`},
 		{"top_k: 101\n", "processors.histogram.top_k: must be between 0 and 100"},
-		{"max_hosts: 0\n", "processors.histogram.max_hosts: must be >= 1"},
+		{"max_hosts: 0\n", ""},
+		{"max_hosts: -1\n", "processors.histogram.max_hosts: must be >= 1 (0 or unset: derived from the item size)"},
+		{"linear: {width: 100B, max: 10KB}\n", ""},
+		{"linear: {width: 100B, max: 10KB}\nmax_hosts: 200\n", "processors.histogram.max_hosts: must be <= 138 with 101 buckets (item size)"},
+		{"linear: {width: 100B, max: 10KB}\nbuckets: [1, 2]\n", "processors.histogram.linear: set buckets or linear, not both"},
+		{"linear: {width: 0, max: 10KB}\n", "processors.histogram.linear.width: must be >= 1B"},
+		{"linear: {width: 100, max: 1050}\n", "processors.histogram.linear.max: must be a multiple of width (100) above it"},
+		{"linear: {width: 10, max: 10KB}\n", "processors.histogram.linear: 1000 buckets of 10 up to 10000: at most 255 (item size)"},
+		{"linear: {widht: 10, max: 10KB}\n", "processors.histogram.linear.widht: unknown field (line 1)"},
 		{"max_hosts: 5000\n", "processors.histogram.max_hosts: must be <= 1071 with 7 buckets (item size)"},
 		{"name: Big\n", `processors.histogram.name: "Big": want 1-40 of a-z, 0-9, '-' and '_', starting with a letter or digit`},
 		{"name: sizes-2\n", ""},
@@ -544,5 +553,129 @@ func BenchmarkProcessWarm(b *testing.B) {
 		if err := p.Process(ctx, recs[off:off+batch], &rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestLinearBuckets(t *testing.T) {
+	var node yaml.Node
+	if err := yaml.Unmarshal([]byte("linear: {width: 100B, max: 10KB}\n"), &node); err != nil {
+		t.Fatal(err)
+	}
+	cfg := histogram.DefaultConfig()
+	if err := processors.DecodeStrict(&node, "processors.histogram", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	edges := cfg.Edges()
+	if len(edges) != 100 || edges[0] != 99 || edges[99] != 9999 {
+		t.Fatalf("edges %v..., want 100 bounds 99, 199, ..., 9999", edges[:3])
+	}
+	if got := cfg.HostCap(); got != 138 {
+		t.Errorf("HostCap with 101 buckets = %d, want 138", got)
+	}
+	if got := histogram.DefaultConfig().HostCap(); got != 1000 {
+		t.Errorf("HostCap with the default buckets = %d, want 1000", got)
+	}
+	// Kibana's buckets: [k*100, (k+1)*100).
+	for size, want := range map[int64]int{0: 0, 99: 0, 100: 1, 150: 1, 199: 1, 200: 2, 9999: 99, 10_000: 100, 1 << 40: 100} {
+		lo, hi := histogram.BucketBounds(edges, want)
+		if size < lo || (hi >= 0 && size > hi) {
+			t.Errorf("size %d: bucket %d is [%d, %d]", size, want, lo, hi)
+		}
+		recs := processortest.Sequence("shardId-000000000001", []records.Record{{Kind: records.KindHit,
+			Time: time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC), Bytes: size}})
+		h := &processortest.Harness{Factory: build(t, "linear: {width: 100B, max: 10KB}\n"), Store: processortest.NewStore(),
+			Clock: processortest.NewClock(recs[0].Time), Shard: processors.Shard{Stream: "web", ShardID: "shardId-000000000001"}}
+		p, err := h.Start(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Batch(t.Context(), p, recs); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := h.Close(t.Context(), p, processors.ShardEnded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range rec.Items {
+			if sk, _ := window.GetStr(it.Attrs, window.AttrSK); sk != window.GlobalSK {
+				continue
+			}
+			g, err := histogram.ParseGlobal(it.Attrs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(g.Total.Counts) != 101 || g.Total.Counts[want] != 1 {
+				t.Errorf("size %d: not counted in bucket %d", size, want)
+			}
+		}
+	}
+}
+
+// TestItemSizeLinear fills a global item of the largest linear layout
+// (255 buckets + overflow, the derived host cap, top_k 100) with the
+// longest hosts and paths and 19-digit counts: it stays below 400 KB.
+func TestItemSizeLinear(t *testing.T) {
+	cfg := histogram.DefaultConfig()
+	cfg.Linear = &histogram.Linear{Width: 4, Max: 1020}
+	cfg.TopK = 100
+	if err := cfg.Validate("h"); err != nil {
+		t.Fatal(err)
+	}
+	edges := cfg.Edges()
+	big := func() histogram.Row {
+		r := histogram.Row{Counts: make([]int64, len(edges)+1), Bytes: math.MaxInt64}
+		for i := range r.Counts {
+			r.Counts[i] = math.MaxInt64
+		}
+		return r
+	}
+	g := histogram.Global{Start: time.Unix(0, 0).UTC(), End: time.Unix(60, 0).UTC(), Merged: 1000, Finals: 1000, Edges: edges, Total: big(), Other: big()}
+	for i := range cfg.HostCap() {
+		g.Hosts = append(g.Hosts, histogram.HostRow{Host: fmt.Sprintf("%04d", i) + strings.Repeat("h", 96), Row: big()})
+	}
+	for i := range cfg.TopK {
+		g.Largest = append(g.Largest, histogram.Large{Path: fmt.Sprintf("/%04d", i) + strings.Repeat("p", 507), Host: strings.Repeat("h", 100), Bytes: math.MaxInt64})
+	}
+	it := histogram.GlobalItem("demo-results", histogram.Keys("histogram", time.Minute), &g, window.Position{}, time.Unix(1e10, 0))
+	if n := processortest.ItemSize(it.Attrs); n > 400_000 {
+		t.Errorf("largest global item: %d bytes, over 400 KB", n)
+	} else {
+		t.Logf("largest global item (%d buckets, %d hosts, top %d): %d bytes", len(edges)+1, cfg.HostCap(), cfg.TopK, n)
+	}
+}
+
+// TestPercentiles checks the percentile estimates against the exact
+// percentiles of random sizes: the exact value lies in the reported
+// bucket, and the estimate too.
+func TestPercentiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 50 {
+		cfg := histogram.DefaultConfig()
+		if trial%2 == 0 {
+			cfg.Linear = &histogram.Linear{Width: histogram.ByteSize(50 + rng.IntN(200)), Max: 0}
+			cfg.Linear.Max = cfg.Linear.Width * histogram.ByteSize(5+rng.IntN(100))
+		}
+		edges := cfg.Edges()
+		counts := make([]int64, len(edges)+1)
+		sizes := make([]int64, 1+rng.IntN(5000))
+		for i := range sizes {
+			sizes[i] = int64(rng.ExpFloat64() * 3000)
+			j, _ := slices.BinarySearch(edges, sizes[i])
+			counts[j]++
+		}
+		slices.Sort(sizes)
+		ps, ok := histogram.Percentiles(edges, counts, 0.5, 0.9, 0.99)
+		if !ok || len(ps) != 3 {
+			t.Fatalf("trial %d: %v, %t", trial, ps, ok)
+		}
+		for _, p := range ps {
+			exact := sizes[int(math.Ceil(p.P*float64(len(sizes))))-1]
+			if exact < p.Lo || (!p.Overflow() && exact > p.Hi) || p.Estimate < p.Lo || (!p.Overflow() && p.Estimate > p.Hi) {
+				t.Errorf("trial %d: p%g exact %d, got bucket [%d, %d] estimate %d", trial, 100*p.P, exact, p.Lo, p.Hi, p.Estimate)
+			}
+		}
+	}
+	if _, ok := histogram.Percentiles([]int64{1}, []int64{0, 0}, 0.5); ok {
+		t.Error("percentiles of an empty histogram")
 	}
 }

@@ -137,28 +137,7 @@ func parseHistogram(f *windowed.Fields, edges *[]int64, total *Row, hosts *[]Hos
 	return nil
 }
 
-// Rows are text, one allocation per item and no per-value DynamoDB type
-// overhead (partials are rewritten on every Flush). Strings holding a tab
-// or newline, or starting with a double quote, are Go-quoted, so a row
-// splits on literal tabs.
-
-func appendField(b []byte, s string) []byte {
-	if strings.ContainsAny(s, "\t\n") || strings.HasPrefix(s, `"`) {
-		return strconv.AppendQuote(b, s)
-	}
-	return append(b, s...)
-}
-
-func parseField(s string) (string, error) {
-	if !strings.HasPrefix(s, `"`) {
-		return s, nil
-	}
-	u, err := strconv.Unquote(s)
-	if err != nil {
-		return "", fmt.Errorf("%w: bad quoted field", window.ErrBadItem)
-	}
-	return u, nil
-}
+// Rows are text rows (see window.AppendField).
 
 func encodeHosts(hs []HostRow) string {
 	row := 16
@@ -167,7 +146,7 @@ func encodeHosts(hs []HostRow) string {
 	}
 	b := make([]byte, 0, len(hs)*row)
 	for _, h := range hs {
-		b = appendField(b, h.Host)
+		b = window.AppendField(b, h.Host)
 		b = append(b, '\t')
 		b = strconv.AppendInt(b, h.Bytes, 10)
 		for _, c := range h.Counts {
@@ -188,7 +167,7 @@ func decodeHosts(s string, nb int) ([]HostRow, error) {
 		if len(f) != nb+2 {
 			return nil, fmt.Errorf("%w: row %d: %d fields, want %d", window.ErrBadItem, i, len(f), nb+2)
 		}
-		host, err := parseField(f[0])
+		host, err := window.ParseField(f[0])
 		if err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
@@ -208,9 +187,9 @@ func encodeLargest(ls []Large) string {
 	for _, l := range ls {
 		b = strconv.AppendInt(b, l.Bytes, 10)
 		b = append(b, '\t')
-		b = appendField(b, l.Host)
+		b = window.AppendField(b, l.Host)
 		b = append(b, '\t')
-		b = appendField(b, l.Path)
+		b = window.AppendField(b, l.Path)
 		b = append(b, '\n')
 	}
 	return string(b)
@@ -230,10 +209,10 @@ func decodeLargest(s string) ([]Large, error) {
 			return nil, fmt.Errorf("%w: row %d: %v", window.ErrBadItem, i, err)
 		}
 		l := Large{Bytes: n}
-		if l.Host, err = parseField(f[1]); err != nil {
+		if l.Host, err = window.ParseField(f[1]); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
-		if l.Path, err = parseField(f[2]); err != nil {
+		if l.Path, err = window.ParseField(f[2]); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
 		out = append(out, l)

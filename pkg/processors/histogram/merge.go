@@ -25,6 +25,9 @@ func (r Row) Requests() int64 {
 	return n
 }
 
+// Add adds o to r, growing r to o's length if needed.
+func (r *Row) Add(o Row) { r.add(o) }
+
 // add adds o to r, growing r to o's length if needed.
 func (r *Row) add(o Row) {
 	if len(r.Counts) < len(o.Counts) {

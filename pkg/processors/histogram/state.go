@@ -1,11 +1,10 @@
 package histogram
 
 import (
-	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
 )
 
 // state is one window's histograms on one shard. Rows live in one flat
@@ -190,6 +189,10 @@ func (t *topK) down(i int) {
 // bucketOf returns the bucket of a response of b bytes: the first bound
 // >= b, or the overflow bucket len(edges).
 func bucketOf(edges []int64, b int64) int {
+	if len(edges) > 8 {
+		i, _ := slices.BinarySearch(edges, b)
+		return i
+	}
 	for i, e := range edges {
 		if b <= e {
 			return i
@@ -198,12 +201,12 @@ func bucketOf(edges []int64, b int64) int {
 	return len(edges)
 }
 
-// hostKey is the stored form of a host: "-" when empty, otherwise clip.
+// hostKey is the stored form of a host: "-" when empty, otherwise window.Clip.
 func hostKey(h string) string {
 	if h == "" {
 		return "-"
 	}
-	return clip(h, maxHostLen)
+	return window.Clip(h, maxHostLen)
 }
 
 // PathKey is the stored form of a request path in the largest-responses
@@ -217,28 +220,5 @@ func PathKey(p string) string {
 	if p == "" {
 		return "-"
 	}
-	return clip(p, maxPathLen)
-}
-
-// clip returns s when it is valid UTF-8 of at most n bytes (DynamoDB
-// strings must be UTF-8; items must stay small); otherwise its valid
-// prefix followed by "~" and a hash of the whole, so distinct long values
-// stay distinct.
-func clip(s string, n int) string {
-	if len(s) <= n && utf8.ValidString(s) {
-		return s
-	}
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	sum := strconv.FormatUint(h.Sum64(), 16)
-	v := strings.ToValidUTF8(s, "\uFFFD")
-	limit := n - 1 - len(sum)
-	if len(v) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(v[cut]) {
-			cut--
-		}
-		v = v[:cut]
-	}
-	return v + "~" + sum
+	return window.Clip(p, maxPathLen)
 }

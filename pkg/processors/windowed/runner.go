@@ -47,6 +47,16 @@ type Aggregate[S any] interface {
 // state holds (the conformance kit checks state stays bounded).
 type Sizer[S any] interface{ Size(s S) int }
 
+// Reporter is optionally implemented by an Aggregate to emit metrics of
+// a window as this shard saw it, once, when the window closes on this
+// shard (together with its final partial). A window a previous owner
+// already closed is not reported again, and a lost lease reports
+// nothing, so CloudWatch, which adds datums of the same series and
+// second, sums the shards' reports into fleet-wide values.
+type Reporter[S any] interface {
+	Report(s S, w Info, emit func(processors.Datum))
+}
+
 // Info describes a merged window to Aggregate.Result.
 type Info struct {
 	Start, End time.Time
@@ -281,8 +291,12 @@ func (r *runner[S]) flush(ctx context.Context, out processors.Emitter, t *tracke
 	clear(t.pending[len(kept):])
 	t.pending = kept
 
+	rep, reports := r.agg.(Reporter[S])
 	for _, w := range closed {
 		pd := r.partial(out, t, w, true)
+		if reports {
+			rep.Report(w.State, Info{Start: w.Start, End: w.End, Merged: 1, Finals: 1}, out.Metric)
+		}
 		r.merge(ctx, out, t, pd)
 		t.pending = append(t.pending, pd)
 		emitted = true
