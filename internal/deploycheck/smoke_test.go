@@ -328,6 +328,7 @@ func readStream(ctx context.Context, t *testing.T, stream string) streamTruth {
 var processorChecks = map[string]func(context.Context, *dynamodb.Client, config.Consumer, streamTruth, *fakeCloudWatch) (bool, string){
 	"topn":      globalWindow("topn#"),
 	"histogram": globalWindow("histogram#"),
+	"visitors":  globalWindow("visitors#"),
 	"botdetect": func(ctx context.Context, ddb *dynamodb.Client, cfg config.Consumer, truth streamTruth, cw *fakeCloudWatch) (bool, string) {
 		if ok, why := globalWindow("bot#")(ctx, ddb, cfg, truth, cw); !ok {
 			return ok, why

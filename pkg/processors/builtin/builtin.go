@@ -10,6 +10,7 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors/orderarchive"
 	"github.com/shardwatch/shardwatch/pkg/processors/orderflood"
 	"github.com/shardwatch/shardwatch/pkg/processors/topn"
+	"github.com/shardwatch/shardwatch/pkg/processors/visitors"
 )
 
 // Plugins returns every built-in processor plugin, in a fixed order.
@@ -25,5 +26,6 @@ func Plugins() []processors.Plugin {
 		orderarchive.Plugin(),
 		orderflood.Plugin(),
 		topn.Plugin(),
+		visitors.Plugin(),
 	}
 }
