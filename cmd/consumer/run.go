@@ -96,7 +96,11 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	kc := kinesis.NewFromConfig(awsCfg, guard.Options)
+	// The engine lists the stream's shards on every pass; the cache makes
+	// passes free until the stream reshards, so they can run several times
+	// a second and take every takeable lease within a second or two.
+	shardCache := engine.NewShardCache(engine.DefaultShardCacheMaxAge)
+	kc := kinesis.NewFromConfig(awsCfg, guard.Options, shardCache.Options)
 	ddb := dynamodb.NewFromConfig(awsCfg, awsenv.LocalDynamoDB(getenv))
 
 	reg := prometheus.NewRegistry()
@@ -120,7 +124,8 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		StreamName:    cfg.Stream,
 		FailoverTime:  cfg.FailoverTime,
 		RenewInterval: cfg.FailoverTime / 4,
-		SnapshotTTL:   cfg.ShardSync / 2,
+		// SnapshotTTL: the default (1 s), refreshed by leases.Run on its
+		// own cadence, whatever the pass rate.
 	}
 	leases, err := checkpoint.New(storeCtx, leaseCfg, checkpoint.Deps{DynamoDB: ddb, Shards: kc, Logger: log.Named("leases")})
 	if err != nil {
@@ -189,6 +194,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	g := new(errgroup.Group)
 	g.Go(func() error { return srv.Serve(opsCtx) })
+	// The lease snapshot outlives the engine's drain (storeCtx ends when
+	// run returns), so a draining worker still sees claims and releases.
+	g.Go(func() error { return leases.Run(storeCtx) })
 	err = w.Run(ctx)
 	// Backstop: release whatever the engine did not (a shard consumer
 	// stuck past the deadline); fenced, so it cannot hurt a new owner.
@@ -197,6 +205,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		log.Warn("release leases at exit", zap.Error(rerr))
 	}
 	cancelRel()
+	cancelStore()
 	stopOps()
 	if oerr := g.Wait(); oerr != nil && err == nil {
 		err = oerr

@@ -83,7 +83,7 @@ func Defaults() Consumer {
 		Region:          "us-east-1",
 		InitialPosition: "LATEST",
 		Format:          "auto",
-		ShardSync:       2 * time.Second,
+		ShardSync:       100 * time.Millisecond,
 		FailoverTime:    10 * time.Second,
 		PollInterval:    250 * time.Millisecond,
 		MaxRecords:      10000,
@@ -113,7 +113,7 @@ func (c *Consumer) scalars() []scalar {
 		{"initial_position", &c.InitialPosition, "where a shard without a checkpoint starts: LATEST, TRIM_HORIZON, AT_TIMESTAMP"},
 		{"initial_timestamp", &c.InitialTimestamp, "RFC 3339 time for AT_TIMESTAMP"},
 		{"format", &c.Format, "record format: auto, combined, cloudfront, clickstream, orders-csv, orders-json"},
-		{"shard_sync_interval", &c.ShardSync, "how often the worker looks for shards and leases"},
+		{"shard_sync_interval", &c.ShardSync, "time between the engine's passes over the shards (+-50% jitter); a pass takes at most one lease and costs no AWS call when there is nothing to take"},
 		{"failover_time", &c.FailoverTime, "a lease not renewed for this long is taken over"},
 		{"poll_interval", &c.PollInterval, "wait between GetRecords calls on an idle shard"},
 		{"max_leases", &c.MaxLeases, "most leases one worker holds (0 = no limit)"},
@@ -302,8 +302,8 @@ func (c *Consumer) Validate() error {
 		return bad("format", fmt.Sprintf("%q: want auto, combined, cloudfront, clickstream, orders-csv or orders-json", c.Format))
 	}
 	switch {
-	case c.ShardSync < 100*time.Millisecond:
-		return bad("shard_sync_interval", "must be >= 100ms")
+	case c.ShardSync < 20*time.Millisecond:
+		return bad("shard_sync_interval", "must be >= 20ms")
 	case c.FailoverTime < time.Second:
 		return bad("failover_time", "must be >= 1s")
 	case c.FailoverTime < 2*c.ShardSync:

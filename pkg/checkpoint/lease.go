@@ -269,8 +269,9 @@ func (s *Store) release(ctx context.Context, shardID string) error {
 		e := newExpr()
 		u := &update{e: e}
 		u.del(attrOwner)
-		u.del(attrClaim)
-		u.del(attrClaimedAt)
+		// A claim stays: the released row is reserved for its claimant
+		// for a while (see reservedFor), so the releasing worker, or a
+		// third one, does not take back a lease handed over for balance.
 		// No local-expiry check: the fence alone decides, and releasing a
 		// lease nobody took yet spares the next owner the expiry wait.
 		_, err = s.writeHeld(ctx, t, e, u, "release", false)
@@ -308,11 +309,23 @@ func (s *Store) ReleaseAll(ctx context.Context) error {
 // Claimed reports whether another worker asked for the shard's lease to
 // balance the fleet. The holder should then finish its batch, checkpoint
 // and Release, so the claimant takes over without duplicates.
+//
+// A claim is seen on the tenure's next write or in the next lease
+// snapshot (see Run), whichever comes first.
 func (s *Store) Claimed(shardID string) bool {
+	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.held[shardID]
-	return t != nil && !t.closed && t.claimed
+	if t == nil || t.closed {
+		return false
+	}
+	if t.claimed {
+		return true
+	}
+	c, ok := s.snap[shardID]
+	me := s.cfg.WorkerID
+	return ok && c.Owner == me && c.Counter == t.counter && c.Claim != "" && c.Claim != me && s.freshClaim(c.row, now)
 }
 
 // freshClaim reports whether r carries a claim young enough to honour: a

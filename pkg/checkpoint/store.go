@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,9 +38,10 @@ type Store struct {
 	log    *zap.Logger
 	base   context.Context
 
-	refreshMu sync.Mutex // one Scan at a time
-	listMu    sync.Mutex // one ListShards walk at a time
-	takeMu    sync.Mutex // one take at a time
+	refreshMu  sync.Mutex  // one Scan at a time
+	refreshing atomic.Bool // Run is refreshing the snapshot
+	listMu     sync.Mutex  // one ListShards walk at a time
+	takeMu     sync.Mutex  // one take at a time
 
 	mu         sync.Mutex
 	held       map[string]*tenure
@@ -202,7 +204,10 @@ func checkKeySchema(table string, d *types.TableDescription) error {
 // ---- snapshot of the table (shards this worker does not hold) ----
 
 // ensureSnapshot rescans the table when the snapshot is older than
-// SnapshotTTL.
+// SnapshotTTL. While Run refreshes the snapshot on its own cadence, the
+// engine's passes read it as it is and scan only if Run has fallen behind
+// by more than two periods (a slow or failing Scan), so passes may run
+// several times a second without adding reads.
 func (s *Store) ensureSnapshot(ctx context.Context) error {
 	if s.snapshotFresh() {
 		return nil
@@ -216,9 +221,50 @@ func (s *Store) ensureSnapshot(ctx context.Context) error {
 }
 
 func (s *Store) snapshotFresh() bool {
+	ttl := s.cfg.SnapshotTTL
+	if s.refreshing.Load() {
+		ttl *= 3
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.snapOK && s.clock.Now().Sub(s.snapAt) < s.cfg.SnapshotTTL
+	return s.snapOK && s.clock.Now().Sub(s.snapAt) < ttl
+}
+
+// Run refreshes the lease snapshot every SnapshotTTL until ctx ends, so
+// the engine's passes never wait for a Scan, a holder sees a claim on its
+// lease within one period, and every worker notices a released or expired
+// lease within one period whatever its pass rate. It is optional (without
+// it the passes scan when the snapshot is older than SnapshotTTL) and
+// returns nil when ctx ends; a failed Scan is logged and retried at the
+// next tick. Cancel ctx only after the engine has shut down.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.refreshing.CompareAndSwap(false, true) {
+		return errors.New("checkpoint: Run called twice")
+	}
+	defer s.refreshing.Store(false)
+	t := time.NewTicker(s.cfg.SnapshotTTL)
+	defer t.Stop()
+	failing := false
+	for {
+		s.refreshMu.Lock()
+		err := s.scan(ctx)
+		s.refreshMu.Unlock()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil && !failing:
+			s.log.Warn("lease snapshot refresh failed; retrying every period", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			s.log.Info("lease snapshot refresh recovered")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Store) scan(ctx context.Context) error {
@@ -504,11 +550,18 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 		o, ok := s.obs[id]
 		s.mu.Unlock()
 		if !ok || o.version != r.version() || now.Sub(o.since) < s.cfg.FailoverTime {
-			if bal.free == 0 && bal.held < bal.target && bal.others[r.Owner] > bal.target && !bal.claimOut && !s.freshClaim(r, now) {
+			// Below the fair share with nothing free: claim from a worker
+			// above it, several leases at once if need be (one claim per
+			// lease, never taking an owner below the share).
+			if bal.free == 0 && bal.held+bal.claimsOut < bal.target &&
+				bal.others[r.Owner]-bal.claimsOn[r.Owner] > bal.target && !s.freshClaim(r, now) {
 				return s.claim(ctx, r, now)
 			}
 			return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: "lease not expired"}
 		}
+	}
+	if exists && r.Owner == "" && s.reservedForOther(r, now) {
+		return &NotAcquiredError{ShardID: id, Reason: "handed over to claimant " + r.Claim}
 	}
 	if bal.held >= bal.target {
 		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: fmt.Sprintf("balanced: holding %d of a fair share of %d", bal.held, bal.target)}
@@ -713,19 +766,20 @@ func (s *Store) ClaimShard(*par.ShardStatus, string) error { return ErrLeaseStea
 // load is this worker's view of how leases are spread.
 type load struct {
 	held, target int
-	free         int            // shards anyone may take now
+	free         int            // shards this worker may take now
 	others       map[string]int // live leases per other worker
-	claimOut     bool           // this worker has a claim waiting
+	claimsOut    int            // this worker's claims not yet turned into leases
+	claimsOn     map[string]int // fresh claims (by anyone) on each worker's leases
 }
 
 // balance computes the fair share (the Java KCL's target): ceil(open
 // shards / live workers), counting as live every other worker holding an
 // unexpired lease. A worker takes no new lease beyond its share, and one
-// below its share claims a lease from a worker above it.
+// below its share claims leases from workers above it.
 func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now time.Time) load {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := load{held: len(s.held), others: map[string]int{}}
+	l := load{held: len(s.held), others: map[string]int{}, claimsOn: map[string]int{}}
 	total := 0
 	if !exists {
 		if _, listed := list[id]; !listed {
@@ -748,14 +802,22 @@ func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now t
 			continue // left the stream
 		}
 		total++
-		if r.Claim == me && r.Owner != me && r.Owner != "" && s.freshClaim(r, now) {
-			l.claimOut = true
-		}
 		if r.Owner == me {
 			continue
 		}
+		if r.Owner != "" && r.Claim != "" && s.freshClaim(r, now) {
+			l.claimsOn[r.Owner]++
+			if r.Claim == me {
+				l.claimsOut++
+			}
+		}
 		if r.Owner == "" {
-			l.free++
+			if r.Claim == me && s.reservedFor(r, now) {
+				l.claimsOut++ // handed over to us; the take follows
+			}
+			if !s.reservedForOther(r, now) {
+				l.free++
+			}
 			continue
 		}
 		if o, ok := s.obs[sid]; ok && o.version == r.version() && now.Sub(o.since) >= s.cfg.FailoverTime {
@@ -767,6 +829,22 @@ func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now t
 	workers := len(l.others) + 1
 	l.target = max(1, (total+workers-1)/workers)
 	return l
+}
+
+// reservedFor reports whether r is a lease released for the claim it
+// carries and still reserved for that claimant: for one failover time
+// after the claim, long enough for a live claimant to see the release
+// and take it, short enough that a claimant that died frees it soon.
+func (s *Store) reservedFor(r row, now time.Time) bool {
+	if r.Owner != "" || r.Claim == "" {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, r.ClaimedAt)
+	return err == nil && now.Sub(at) < s.cfg.FailoverTime
+}
+
+func (s *Store) reservedForOther(r row, now time.Time) bool {
+	return r.Claim != s.cfg.WorkerID && s.reservedFor(r, now)
 }
 
 // claim asks r's owner to hand the lease over (it sees the claim on its

@@ -63,6 +63,7 @@ func Run(t *testing.T, newDeps func(t *testing.T) Deps) {
 		{"ReleaseAll", testReleaseAll},
 		{"ConcurrentInit", testConcurrentInit},
 		{"MigrationFromVmwareCheckpointer", testMigration},
+		{"ClaimsSeveralAndReservesHandOver", testClaimsSeveral},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDeps) })
@@ -759,3 +760,102 @@ func (nopLogger) Errorf(string, ...any)                          {}
 func (nopLogger) Fatalf(string, ...any)                          {}
 func (nopLogger) Panicf(string, ...any)                          {}
 func (n nopLogger) WithFields(kcllogger.Fields) kcllogger.Logger { return n }
+
+// A worker below its fair share claims every lease it needs at once (not
+// one per pass), never taking an owner below its share; the holder sees
+// the claims in its lease snapshot (Run) before any renewal; a lease
+// released for a claim is reserved for the claimant, so neither the
+// releasing worker nor a third one takes it back, until the reservation
+// lapses after the failover time.
+func testClaimsSeveral(t *testing.T, newDeps func(*testing.T) Deps) {
+	d := newDeps(t)
+	shards := NewShards(Shard{ID: "s0"}, Shard{ID: "s1"}, Shard{ID: "s2"}, Shard{ID: "s3"})
+	a := newWorker(t, d, "A", shards, epoch)
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		a.mustTake(id)
+	}
+	b := newWorker(t, d, "B", shards, epoch)
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		b.notAcquired(id) // claims s0 and s1 (fair share 2), leaves s2, s3
+	}
+	claims := map[string]string{}
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		claims[id] = readClaim(t, d, id)
+	}
+	if diff := cmp.Diff(map[string]string{"s0": "B", "s1": "B", "s2": "", "s3": ""}, claims); diff != "" {
+		t.Fatalf("claims after one pass of B (-want +got):\n%s", diff)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.store.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.store.Claimed("s0") || !a.store.Claimed("s1") {
+		if time.Now().After(deadline) {
+			t.Fatal("A did not see the claims in its lease snapshot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if a.store.Claimed("s2") || a.store.Claimed("s3") {
+		t.Fatal("A sees a claim on a lease nobody claimed")
+	}
+	for _, id := range []string{"s0", "s1"} {
+		if err := a.release(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newWorker(t, d, "C", shards, epoch)
+	a.pass()
+	a.notAcquired("s0") // reserved for B
+	c.notAcquired("s1")
+	b.pass()
+	b.mustTake("s0")
+	b.mustTake("s1")
+	if got := readClaim(t, d, "s0"); got != "" {
+		t.Fatalf("claim %q left on s0 after the claimant took it", got)
+	}
+	// A reservation whose claimant never comes lapses after the failover
+	// time.
+	if err := b.release("s1"); err != nil {
+		t.Fatal(err)
+	}
+	setClaim(t, d, "s1", "gone", epoch)
+	c.pass()
+	c.notAcquired("s1")
+	c.clock.Advance(Failover)
+	c.mustTake("s1")
+}
+
+func readClaim(t *testing.T, d Deps, id string) string {
+	t.Helper()
+	out, err := d.DynamoDB.GetItem(t.Context(), &dynamodb.GetItemInput{
+		TableName: aws.String(d.TableName), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: id}},
+	})
+	if err != nil {
+		t.Fatalf("GetItem %s: %v", id, err)
+	}
+	if v, ok := out.Item["ClaimRequest"].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func setClaim(t *testing.T, d Deps, id, by string, at time.Time) {
+	t.Helper()
+	_, err := d.DynamoDB.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
+		TableName:        aws.String(d.TableName),
+		Key:              map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: id}},
+		UpdateExpression: aws.String("SET ClaimRequest = :c, ClaimedAt = :at"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":c": &types.AttributeValueMemberS{Value: by}, ":at": &types.AttributeValueMemberS{Value: at.UTC().Format(time.RFC3339Nano)},
+		},
+	})
+	if err != nil {
+		t.Fatalf("set claim on %s: %v", id, err)
+	}
+}
