@@ -124,6 +124,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		StreamName:    cfg.Stream,
 		FailoverTime:  cfg.FailoverTime,
 		RenewInterval: cfg.FailoverTime / 4,
+		MaxLeases:     cfg.MaxLeases,
 		// SnapshotTTL: the default (1 s), refreshed by leases.Run on its
 		// own cadence, whatever the pass rate.
 	}

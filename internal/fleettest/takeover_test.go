@@ -30,20 +30,12 @@ const (
 	matrixEnvVar = "SHARDWATCH_FLEET_MATRIX"
 )
 
-// matrix skips the long variants unless SHARDWATCH_FLEET_MATRIX=1.
-func matrix(t *testing.T) {
-	if os.Getenv(matrixEnvVar) != "1" {
-		t.Skipf("long fleet matrix: set %s=1", matrixEnvVar)
-	}
-}
-
 func TestTakeover8Shards(t *testing.T) {
 	t.Parallel()
 	takeover(t, 8)
 }
 
 func TestTakeover16Shards(t *testing.T) {
-	matrix(t)
 	t.Parallel()
 	takeover(t, 16)
 }
@@ -54,7 +46,6 @@ func TestRollingReplacement8Shards(t *testing.T) {
 }
 
 func TestRollingReplacement16Shards(t *testing.T) {
-	matrix(t)
 	t.Parallel()
 	rolling(t, 16)
 }

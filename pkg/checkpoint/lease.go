@@ -40,6 +40,10 @@ type tenure struct {
 	// claimed: another worker asked for this lease to balance the fleet;
 	// the holder should hand it over gracefully (see Claimed).
 	claimed bool
+	// adopted: the engine knows it holds the lease (its GetLease
+	// returned it) and renews it; a lease taken ahead by takeMore is not
+	// adopted until the engine's next pass reaches it.
+	adopted bool
 }
 
 // Lease is a handle on one tenure of a shard's lease.

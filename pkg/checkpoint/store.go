@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,10 +261,46 @@ func (s *Store) Run(ctx context.Context) error {
 			s.log.Info("lease snapshot refresh recovered")
 			failing = false
 		}
+		s.tendPending(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// tendPending renews the leases takeMore took ahead that the engine has
+// not adopted yet, and releases one the engine has not adopted within a
+// failover time (it does not list that shard, or is at its lease limit):
+// a lease nobody processes must not stall its shard.
+func (s *Store) tendPending(ctx context.Context) {
+	now := s.clock.Now()
+	var renew, drop []*tenure
+	s.mu.Lock()
+	for _, t := range s.held {
+		switch {
+		case t.adopted || t.closed:
+		case now.Sub(t.acquiredAt) >= s.cfg.FailoverTime:
+			drop = append(drop, t)
+		case now.Sub(t.lastRenewal) >= s.cfg.RenewInterval:
+			renew = append(renew, t)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range renew {
+		t.op.Lock()
+		e := newExpr()
+		_, err := s.writeHeld(ctx, t, e, &update{e: e}, "renew", true)
+		t.op.Unlock()
+		if err != nil && !IsLeaseLost(err) {
+			s.log.Warn("renew a lease taken ahead", zap.String("shard_id", t.shardID), zap.Error(err))
+		}
+	}
+	for _, t := range drop {
+		s.log.Warn("releasing a lease the engine did not start", zap.String("shard_id", t.shardID))
+		if err := s.release(ctx, t.shardID); err != nil && !IsLeaseLost(err) {
+			s.log.Warn("release a lease the engine did not start", zap.String("shard_id", t.shardID), zap.Error(err))
 		}
 	}
 }
@@ -509,25 +547,98 @@ func (s *Store) GetLease(shard *par.ShardStatus, workerID string) error {
 	return s.take(s.base, shard)
 }
 
+// take serves the engine's take of one shard. The engine starts at most
+// one shard consumer per pass, but a lease should not wait for passes: a
+// successful take also takes every other lease this worker may take now
+// (takeMore), and the engine adopts those on its next passes without any
+// AWS call. Until adopted, Run renews them.
 func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 	s.takeMu.Lock()
 	defer s.takeMu.Unlock()
 	id, me := shard.ID, s.cfg.WorkerID
-	if s.tenureOf(id) != nil {
-		// The engine cleared AssignedTo before calling RemoveLeaseOwner:
-		// the old consumer is still releasing. Retry next pass.
-		return &NotAcquiredError{ShardID: id, Owner: me, Reason: "previous tenure still releasing"}
+	if t := s.tenureOf(id); t != nil {
+		s.mu.Lock()
+		adopted, cp := t.adopted, t.checkpoint
+		t.adopted = true
+		s.mu.Unlock()
+		if adopted {
+			// The engine cleared AssignedTo before calling
+			// RemoveLeaseOwner: the old consumer is still releasing.
+			// Retry next pass.
+			return &NotAcquiredError{ShardID: id, Owner: me, Reason: "previous tenure still releasing"}
+		}
+		shard.Mux.Lock()
+		shard.AssignedTo = me
+		shard.Checkpoint = cp
+		shard.Mux.Unlock()
+		return nil
 	}
 	if err := s.ensureSnapshot(ctx); err != nil {
 		return err
 	}
+	if err := s.takeRow(ctx, id, shard.ParentShardId, true); err != nil {
+		return err
+	}
+	t := s.tenureOf(id)
+	s.mu.Lock()
+	t.adopted = true
+	cp := t.checkpoint
+	s.mu.Unlock()
+	shard.Mux.Lock()
+	shard.AssignedTo = me
+	shard.Checkpoint = cp
+	shard.Mux.Unlock()
+	s.takeMore(ctx, id)
+	return nil
+}
+
+// takeMore takes every other lease this worker may take now (free,
+// released, expired, up to its fair share), in one step. Claims are left
+// to the engine's passes.
+func (s *Store) takeMore(ctx context.Context, skip string) {
+	// Only shards in the stream: the engine starts no consumer for others.
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.shardList))
+	for id := range s.shardList {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id == skip || s.tenureOf(id) != nil {
+			continue
+		}
+		err := s.takeRow(ctx, id, "", false)
+		var na *NotAcquiredError
+		switch {
+		case err == nil:
+		case errors.As(err, &na) && strings.HasPrefix(na.Reason, "balanced"):
+			return // fair share reached
+		case errors.As(err, &na), errors.Is(err, ErrUnknownShard):
+		default:
+			s.log.Debug("take more leases", zap.String("shard_id", id), zap.Error(err))
+			return
+		}
+	}
+}
+
+// takeRow takes the lease of shard id when this worker may: it is free
+// (or released for our claim), expired, or has no row yet, its parents
+// are done, and this worker is below its fair share. With mayClaim, an
+// unexpired lease of a worker above its share is claimed instead.
+func (s *Store) takeRow(ctx context.Context, id, parent string, mayClaim bool) error {
+	me := s.cfg.WorkerID
 	r, exists := s.cached(id)
 	if exists && r.Checkpoint == ShardEnd {
 		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: "shard ended"}
 	}
-	parent := shard.ParentShardId
 	if parent == "" {
 		parent = r.Parent
+	}
+	if parent == "" {
+		s.mu.Lock()
+		parent = s.shardList[id].parent
+		s.mu.Unlock()
 	}
 	var adjacent string
 	if parent != "" {
@@ -553,7 +664,7 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 			// Below the fair share with nothing free: claim from a worker
 			// above it, several leases at once if need be (one claim per
 			// lease, never taking an owner below the share).
-			if bal.free == 0 && bal.held+bal.claimsOut < bal.target &&
+			if mayClaim && bal.free == 0 && bal.held+bal.claimsOut < bal.target &&
 				bal.others[r.Owner]-bal.claimsOn[r.Owner] > bal.target && !s.freshClaim(r, now) {
 				return s.claim(ctx, r, now)
 			}
@@ -631,13 +742,6 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 	}
 	t := s.addTenure(id, nr, now)
 	s.noteRow(nr)
-	shard.Mux.Lock()
-	shard.AssignedTo = me
-	shard.Checkpoint = nr.Checkpoint
-	if lt, perr := time.Parse(time.RFC3339Nano, nr.LeaseTimeout); perr == nil {
-		shard.LeaseTimeout = lt
-	}
-	shard.Mux.Unlock()
 	s.log.Info("lease taken", zap.String("shard_id", id), zap.String("from", r.Owner),
 		zap.Int64("counter", nr.Counter), zap.String("seq", nr.Checkpoint), zap.Uint64("tenure", t.id))
 	return nil
@@ -828,6 +932,9 @@ func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now t
 	}
 	workers := len(l.others) + 1
 	l.target = max(1, (total+workers-1)/workers)
+	if s.cfg.MaxLeases > 0 {
+		l.target = min(l.target, s.cfg.MaxLeases)
+	}
 	return l
 }
 

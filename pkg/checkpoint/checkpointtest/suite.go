@@ -64,6 +64,7 @@ func Run(t *testing.T, newDeps func(t *testing.T) Deps) {
 		{"ConcurrentInit", testConcurrentInit},
 		{"MigrationFromVmwareCheckpointer", testMigration},
 		{"ClaimsSeveralAndReservesHandOver", testClaimsSeveral},
+		{"TakeAheadRenewedUntilAdopted", testTakeAhead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDeps) })
@@ -85,12 +86,19 @@ var epoch = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 
 func newWorker(t *testing.T, d Deps, id string, shards *Shards, start time.Time) *worker {
 	t.Helper()
+	return newWorkerWith(t, d, id, shards, start, func(*checkpoint.Config) {})
+}
+
+func newWorkerWith(t *testing.T, d Deps, id string, shards *Shards, start time.Time, tweak func(*checkpoint.Config)) *worker {
+	t.Helper()
 	clock := NewClock(start)
 	db := NewCountingDB(d.DynamoDB)
-	s, err := checkpoint.New(t.Context(), checkpoint.Config{
+	cfg := checkpoint.Config{
 		TableName: d.TableName, WorkerID: id, StreamName: "stream",
 		FailoverTime: Failover, SnapshotTTL: SnapshotTTL,
-	}, checkpoint.Deps{DynamoDB: db, Shards: shards, Clock: clock})
+	}
+	tweak(&cfg)
+	s, err := checkpoint.New(t.Context(), cfg, checkpoint.Deps{DynamoDB: db, Shards: shards, Clock: clock})
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
 	}
@@ -459,7 +467,7 @@ func testShardEndFinal(t *testing.T, newDeps func(*testing.T) Deps) {
 func testMergeParents(t *testing.T, newDeps func(*testing.T) Deps) {
 	d := newDeps(t)
 	shards := NewShards(Shard{ID: "p1"}, Shard{ID: "p2"}, Shard{ID: "c", Parent: "p1", Adjacent: "p2"})
-	a := newWorker(t, d, "A", shards, epoch)
+	a := newWorkerWith(t, d, "A", shards, epoch, func(c *checkpoint.Config) { c.MaxLeases = 1 })
 	b := newWorker(t, d, "B", shards, epoch)
 
 	a.notAcquired("c") // neither parent started
@@ -568,15 +576,20 @@ func testOneScanPerPass(t *testing.T, newDeps func(*testing.T) Deps) {
 		list = append(list, Shard{ID: fmt.Sprintf("s%d", i)})
 	}
 	shards := NewShards(list...)
-	a := newWorker(t, d, "A", shards, epoch)
+	a := newWorkerWith(t, d, "A", shards, epoch, func(c *checkpoint.Config) { c.MaxLeases = 3 })
 	b := newWorker(t, d, "B", shards, epoch)
-	for _, id := range []string{"s0", "s1", "s2"} {
-		a.mustTake(id)
+	a.mustTake("s0") // takes s1 and s2 ahead, up to its limit
+	for _, id := range []string{"s1", "s2"} {
+		a.mustTake(id) // the engine's next passes adopt them: no AWS call
+	}
+	if n := a.db.Calls()["UpdateItem"]; n != 3 {
+		t.Fatalf("A: %d UpdateItem for 3 leases; want 3", n)
 	}
 	b.pass()
 	b.db.Reset()
 	// One engine pass of B: FetchCheckpoint on each shard it does not own,
-	// GetLease on the first that is free.
+	// GetLease on the first that is free, which takes every free lease
+	// up to B's fair share (3) in one step.
 	took := false
 	for _, sh := range list {
 		err := b.take(sh.ID)
@@ -588,9 +601,12 @@ func testOneScanPerPass(t *testing.T, newDeps func(*testing.T) Deps) {
 	if !took {
 		t.Fatal("B took nothing")
 	}
+	if h := b.store.Held(); len(h) != 3 {
+		t.Fatalf("B holds %d leases after one pass; want its fair share, 3", len(h))
+	}
 	calls := b.db.Calls()
-	if calls["ScanRound"] != 1 || calls["GetItem"] != 0 || calls["UpdateItem"] != 1 {
-		t.Fatalf("one pass: calls %v, want 1 Scan round, 0 GetItem, 1 UpdateItem", calls)
+	if calls["ScanRound"] != 1 || calls["GetItem"] != 0 || calls["UpdateItem"] != 3 {
+		t.Fatalf("one pass: calls %v, want 1 Scan round, 0 GetItem, 3 UpdateItem", calls)
 	}
 	t.Logf("one pass over %d shards: %v", len(list), calls)
 	// A second pass within SnapshotTTL reuses the snapshot.
@@ -636,6 +652,9 @@ func testOwnerAndStealing(t *testing.T, newDeps func(*testing.T) Deps) {
 	a.mustTake("s0")
 	if got, err := a.store.GetLeaseOwner("s0"); err != nil || got != "A" {
 		t.Fatalf("GetLeaseOwner(s0) = %q, %v", got, err)
+	}
+	if err := a.release("s1"); err != nil { // taken ahead with s0
+		t.Fatal(err)
 	}
 	if _, err := a.store.GetLeaseOwner("s1"); !errors.Is(err, chk.NoLeaseOwnerErr) {
 		t.Fatalf("GetLeaseOwner(no row) = %v, want NoLeaseOwnerErr", err)
@@ -857,5 +876,52 @@ func setClaim(t *testing.T, d Deps, id, by string, at time.Time) {
 	})
 	if err != nil {
 		t.Fatalf("set claim on %s: %v", id, err)
+	}
+}
+
+// runOnce runs the store's snapshot loop for its first tick.
+func (w *worker) runOnce(until func() bool) {
+	w.t.Helper()
+	ctx, cancel := context.WithCancel(w.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.store.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !until() {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			w.t.Fatal("Run did not do its work within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		w.t.Fatalf("Run: %v", err)
+	}
+}
+
+// A take takes every free lease up to the fair share in one step; until
+// the engine adopts one (its GetLease on a later pass), Run renews it,
+// and releases it if the engine has not adopted it within the failover
+// time, so no shard stalls under a lease nobody processes.
+func testTakeAhead(t *testing.T, newDeps func(*testing.T) Deps) {
+	d := newDeps(t)
+	shards := NewShards(Shard{ID: "s0"}, Shard{ID: "s1"}, Shard{ID: "s2"})
+	a := newWorker(t, d, "A", shards, epoch)
+	a.mustTake("s0")
+	for _, id := range []string{"s1", "s2"} {
+		wantRow(t, d, id, rowView{Exists: true, Owner: "A", Counter: "1"})
+	}
+	a.mustTake("s1") // adopted by the engine's next pass
+	a.clock.Advance(Failover/3 + time.Millisecond)
+	a.runOnce(func() bool { return readRow(t, d, "s2").Counter == "2" })
+	wantRow(t, d, "s1", rowView{Exists: true, Owner: "A", Counter: "1"}) // the engine renews adopted ones
+	a.clock.Advance(Failover)
+	a.runOnce(func() bool { return readRow(t, d, "s2").Owner == "" })
+	if _, held := a.store.Lease("s2"); held {
+		t.Fatal("A still holds s2 after releasing it")
+	}
+	if _, held := a.store.Lease("s1"); !held {
+		t.Fatal("A lost the adopted s1")
 	}
 }
