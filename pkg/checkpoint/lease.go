@@ -20,6 +20,9 @@ import (
 type tenure struct {
 	shardID string
 	id      uint64
+	// token is the lease counter at the take: a later tenure of the shard,
+	// on any worker, has a higher one (fences result writes).
+	token int64
 	// op serialises the tenure's writes (renewal goroutine, processing
 	// goroutine, release) so the expected counter is always the last one
 	// written.
@@ -51,7 +54,11 @@ type Lease struct {
 	ShardID string
 	// Tenure numbers this process's tenures; a new take gets a new number.
 	Tenure uint64
-	lost   <-chan struct{}
+	// Token is the lease counter at the take. Every later tenure of the
+	// shard, on any worker, has a higher token, so it fences result
+	// writes (processors.Shard.Tenure) across the fleet.
+	Token int64
+	lost  <-chan struct{}
 }
 
 // Lost is closed when the tenure ends: a renewal or checkpoint failed its
@@ -79,7 +86,7 @@ func (s *Store) addTenure(id string, r row, now time.Time) *tenure {
 	defer s.mu.Unlock()
 	s.nextTenure++
 	t := &tenure{
-		shardID: id, id: s.nextTenure, counter: r.Counter, checkpoint: r.Checkpoint,
+		shardID: id, id: s.nextTenure, token: r.Counter, counter: r.Counter, checkpoint: r.Checkpoint,
 		acquiredAt: now, renewStarted: now, lastRenewal: now, lost: make(chan struct{}),
 	}
 	s.held[id] = t
@@ -118,7 +125,7 @@ func (s *Store) Lease(shardID string) (Lease, bool) {
 	if !ok {
 		return Lease{}, false
 	}
-	return Lease{ShardID: shardID, Tenure: t.id, lost: t.lost}, true
+	return Lease{ShardID: shardID, Tenure: t.id, Token: t.token, lost: t.lost}, true
 }
 
 // Lost returns the current tenure's Lost channel, nil when the shard is
@@ -126,6 +133,13 @@ func (s *Store) Lease(shardID string) (Lease, bool) {
 func (s *Store) Lost(shardID string) <-chan struct{} {
 	l, _ := s.Lease(shardID)
 	return l.lost
+}
+
+// Token returns the current tenure's lease token, 0 when the shard is not
+// held (engine.Leases).
+func (s *Store) Token(shardID string) int64 {
+	l, _ := s.Lease(shardID)
+	return l.Token
 }
 
 // IsLeaseLost reports whether err means the lease is gone (engine.Leases).

@@ -43,7 +43,18 @@ type Shard struct {
 	Stream   string
 	ShardID  string
 	WorkerID string
+	// Tenure is the lease token of this tenure of the shard (the lease
+	// counter at the take: a later tenure, of any worker, has a higher
+	// one). When > 0 the pipeline fences the shard's own result items
+	// with it (Item.Fence), so a worker that lost the lease cannot
+	// overwrite what the new owner wrote.
+	Tenure int64
 }
+
+// AttrShard is the attribute naming the shard a per-shard result item
+// belongs to (partials, cursors). The pipeline fences the items whose
+// AttrShard is its own shard.
+const AttrShard = "shard"
 
 // Clock is the only source of "now" for processors (tests inject a fake).
 type Clock interface{ Now() time.Time }
@@ -76,6 +87,11 @@ type Item struct {
 	Table string
 	Key   string
 	Attrs map[string]types.AttributeValue
+	// Fence, when > 0, is the writer's lease token (Shard.Tenure): the
+	// write must not replace an item written under a higher token (a
+	// later tenure of the shard). The pipeline sets it; processors leave
+	// it zero.
+	Fence int64
 }
 
 // Message is a notification to publish (SNS).
