@@ -113,7 +113,7 @@ func (c *Consumer) scalars() []scalar {
 		{"initial_position", &c.InitialPosition, "where a shard without a checkpoint starts: LATEST, TRIM_HORIZON, AT_TIMESTAMP"},
 		{"initial_timestamp", &c.InitialTimestamp, "RFC 3339 time for AT_TIMESTAMP"},
 		{"format", &c.Format, "record format: auto, combined, cloudfront, clickstream, orders-csv, orders-json"},
-		{"shard_sync_interval", &c.ShardSync, "time between the engine's passes over the shards (+-50% jitter); a pass takes at most one lease and costs no AWS call when there is nothing to take"},
+		{"shard_sync_interval", &c.ShardSync, "time between the engine's passes over the shards (+-50% jitter); a take takes every takeable lease at once; a pass costs no AWS call when there is nothing to take"},
 		{"failover_time", &c.FailoverTime, "a lease not renewed for this long is taken over"},
 		{"poll_interval", &c.PollInterval, "wait between GetRecords calls on an idle shard"},
 		{"max_leases", &c.MaxLeases, "most leases one worker holds (0 = no limit)"},

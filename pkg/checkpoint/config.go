@@ -42,8 +42,8 @@ type Config struct {
 	// before FailoverTime.
 	RenewInterval time.Duration `yaml:"renew_interval"`
 	// SnapshotTTL bounds the age of the Scan snapshot that answers for
-	// shards this worker does not hold. Use about half the engine's
-	// ShardSyncIntervalMillis, so each event-loop pass costs one Scan.
+	// shards this worker does not hold; Run refreshes it at this period
+	// (default 1 s: one Scan page per worker-second up to ~3,000 shards).
 	SnapshotTTL time.Duration `yaml:"snapshot_ttl"`
 	// ShardListTTL bounds the age of the cached ListShards result (it is
 	// also refreshed when an unknown shard id shows up).
