@@ -66,7 +66,7 @@ func TestCoordinationCost(t *testing.T) {
 			WithLeaseRefreshWaitTime(int(store.Config().RenewInterval.Milliseconds())).
 			WithIdleTimeBetweenReadsInMillis(int(def.PollInterval.Milliseconds())).
 			WithCallProcessRecordsEvenForEmptyRecordList(true).WithLogger(quiet{})
-		m.w = kclworker.NewWorker(idle{}, cfg).WithKinesis(kc).WithCheckpointer(store)
+		m.w = kclworker.NewWorker(idle{store: store}, cfg).WithKinesis(kc).WithCheckpointer(store)
 		m.store = store
 		if err := m.w.Start(); err != nil {
 			t.Fatal(err)
@@ -139,16 +139,25 @@ func TestCoordinationCost(t *testing.T) {
 	}
 }
 
-// idle processes nothing and checkpoints nothing: coordination alone.
-type idle struct{}
+// idle processes nothing and checkpoints nothing (coordination alone);
+// it hands a lease claimed for balance over, as the engine's processor
+// does.
+type idle struct {
+	store *checkpoint.Store
+	shard string
+}
 
-func (idle) CreateProcessor() kcl.IRecordProcessor { return idle{} }
+func (i idle) CreateProcessor() kcl.IRecordProcessor { return &idle{store: i.store} }
 
-func (idle) Initialize(*kcl.InitializationInput) {}
+func (i *idle) Initialize(in *kcl.InitializationInput) { i.shard = in.ShardId }
 
-func (idle) ProcessRecords(*kcl.ProcessRecordsInput) {}
+func (i *idle) ProcessRecords(*kcl.ProcessRecordsInput) {
+	if i.store.Claimed(i.shard) {
+		i.store.Release(i.shard)
+	}
+}
 
-func (idle) Shutdown(*kcl.ShutdownInput) {}
+func (*idle) Shutdown(*kcl.ShutdownInput) {}
 
 type quiet struct{}
 
