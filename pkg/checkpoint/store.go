@@ -597,13 +597,28 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 // to the engine's passes.
 func (s *Store) takeMore(ctx context.Context, skip string) {
 	// Only shards in the stream: the engine starts no consumer for others.
+	// Leases handed over to us come first, so free ones do not fill the
+	// fair share before them.
+	me, now := s.cfg.WorkerID, s.clock.Now()
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.shardList))
 	for id := range s.shardList {
 		ids = append(ids, id)
 	}
+	handed := func(id string) bool {
+		c, ok := s.snap[id]
+		return ok && c.Owner == "" && c.Claim == me && s.reservedFor(c.row, now)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if ha, hb := handed(a), handed(b); ha != hb {
+			if ha {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
 	s.mu.Unlock()
-	slices.Sort(ids)
 	for _, id := range ids {
 		if id == skip || s.tenureOf(id) != nil {
 			continue
@@ -674,7 +689,11 @@ func (s *Store) takeRow(ctx context.Context, id, parent string, mayClaim bool) e
 	if exists && r.Owner == "" && s.reservedForOther(r, now) {
 		return &NotAcquiredError{ShardID: id, Reason: "handed over to claimant " + r.Claim}
 	}
-	if bal.held >= bal.target {
+	// A lease handed over to us is taken even at the fair share (the
+	// share may have changed since the claim): leaving it would idle the
+	// shard until the reservation lapses. Balance corrects any excess.
+	mine := exists && r.Owner == "" && r.Claim == me && s.reservedFor(r, now)
+	if bal.held >= bal.target && !mine {
 		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: fmt.Sprintf("balanced: holding %d of a fair share of %d", bal.held, bal.target)}
 	}
 
