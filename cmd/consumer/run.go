@@ -197,7 +197,14 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 	g.Go(func() error { return srv.Serve(opsCtx) })
 	// The lease snapshot outlives the engine's drain (storeCtx ends when
 	// run returns), so a draining worker still sees claims and releases.
-	g.Go(func() error { return leases.Run(storeCtx) })
+	g.Go(func() error {
+		select {
+		case <-w.Started(): // the lease table exists (the engine's Init)
+		case <-storeCtx.Done():
+			return nil
+		}
+		return leases.Run(storeCtx)
+	})
 	err = w.Run(ctx)
 	// Backstop: release whatever the engine did not (a shard consumer
 	// stuck past the deadline); fenced, so it cannot hurt a new owner.
