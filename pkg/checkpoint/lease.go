@@ -168,6 +168,15 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 	if t == nil {
 		return fmt.Errorf("shard %s: renew lease: %w", shard.ID, ErrLeaseLost)
 	}
+	s.mu.Lock()
+	adopted := t.adopted
+	s.mu.Unlock()
+	if !adopted {
+		// The engine has not started this tenure (taken ahead): the caller
+		// is the consumer of an earlier tenure still winding down after a
+		// hand-over. It must stop, not keep a tenure it does not process.
+		return fmt.Errorf("shard %s: renew lease: earlier tenure: %w", shard.ID, ErrLeaseLost)
+	}
 	t.op.Lock()
 	defer t.op.Unlock()
 	for range 2 {

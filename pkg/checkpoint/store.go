@@ -824,8 +824,20 @@ func (s *Store) CheckpointSequence(shard *par.ShardStatus) error {
 }
 
 // RemoveLeaseOwner releases the lease gracefully: another worker can take
-// it at once, without waiting for expiry.
-func (s *Store) RemoveLeaseOwner(shardID string) error { return s.release(s.base, shardID) }
+// it at once, without waiting for expiry. A lease taken ahead and not yet
+// adopted by the engine is kept: the call comes from the consumer of an
+// earlier tenure winding down.
+func (s *Store) RemoveLeaseOwner(shardID string) error {
+	if t := s.tenureOf(shardID); t != nil {
+		s.mu.Lock()
+		adopted := t.adopted
+		s.mu.Unlock()
+		if !adopted {
+			return nil
+		}
+	}
+	return s.release(s.base, shardID)
+}
 
 // Release is RemoveLeaseOwner for the pipeline (engine.Leases).
 func (s *Store) Release(shardID string) error { return s.release(s.base, shardID) }

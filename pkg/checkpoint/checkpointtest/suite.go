@@ -653,7 +653,8 @@ func testOwnerAndStealing(t *testing.T, newDeps func(*testing.T) Deps) {
 	if got, err := a.store.GetLeaseOwner("s0"); err != nil || got != "A" {
 		t.Fatalf("GetLeaseOwner(s0) = %q, %v", got, err)
 	}
-	if err := a.release("s1"); err != nil { // taken ahead with s0
+	a.mustTake("s1") // taken ahead with s0; the engine adopts it
+	if err := a.release("s1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.store.GetLeaseOwner("s1"); !errors.Is(err, chk.NoLeaseOwnerErr) {
@@ -912,6 +913,15 @@ func testTakeAhead(t *testing.T, newDeps func(*testing.T) Deps) {
 	for _, id := range []string{"s1", "s2"} {
 		wantRow(t, d, id, rowView{Exists: true, Owner: "A", Counter: "1"})
 	}
+	// The consumer of an earlier tenure of s2, still winding down after a
+	// hand-over, must stop: its renewal fails and its release keeps the
+	// lease taken ahead.
+	old := &par.ShardStatus{ID: "s2", Mux: &sync.RWMutex{}, AssignedTo: "A"}
+	mustLeaseLost(t, "renewal by an earlier tenure's consumer", a.store.GetLease(old, "A"))
+	if err := a.store.RemoveLeaseOwner("s2"); err != nil {
+		t.Fatalf("release by an earlier tenure's consumer: %v", err)
+	}
+	wantRow(t, d, "s2", rowView{Exists: true, Owner: "A", Counter: "1"})
 	a.mustTake("s1") // adopted by the engine's next pass
 	a.clock.Advance(Failover/3 + time.Millisecond)
 	a.runOnce(func() bool { return readRow(t, d, "s2").Counter == "2" })
