@@ -209,7 +209,7 @@ func (a *auditTail) read(id, path string, now time.Time) error {
 		}
 		off += int64(len(line))
 		fs := strings.Fields(line)
-		if len(fs) != 4 {
+		if len(fs) < 4 { // shard seq subseq worker [unix-millis]
 			continue
 		}
 		sub, _ := strconv.ParseInt(fs[2], 10, 64)

@@ -105,7 +105,6 @@ func newFleetOn(t *testing.T, shards int32, kinesisURL, dynamoURL string, extra 
 app: %s
 initial_position: TRIM_HORIZON
 format: auto
-shard_sync_interval: 1s
 failover_time: 6s
 poll_interval: 200ms
 shutdown_timeout: 15s

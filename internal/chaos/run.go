@@ -342,7 +342,6 @@ func (h *run) writeConfig() error {
 app: %s
 initial_position: TRIM_HORIZON
 format: auto
-shard_sync_interval: 1s
 failover_time: %s
 poll_interval: 200ms
 shutdown_timeout: 15s

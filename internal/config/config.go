@@ -95,7 +95,7 @@ func Defaults() Consumer {
 		Region:          "us-east-1",
 		InitialPosition: "LATEST",
 		Format:          "auto",
-		ShardSync:       2 * time.Second,
+		ShardSync:       100 * time.Millisecond,
 		FailoverTime:    10 * time.Second,
 		PollInterval:    250 * time.Millisecond,
 		MaxRecords:      10000,
@@ -130,7 +130,7 @@ func (c *Consumer) scalars() []scalar {
 		{"json.key", &c.JSON.Key, "format json: member naming the series (e.g. iotName; empty = one series)"},
 		{"json.values", &c.JSON.Values, "format json: comma-separated numeric members, 1-4 (e.g. iotValue)"},
 		{"trusted_proxies", &c.TrustedProxies, "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (client_ip forwarded)"},
-		{"shard_sync_interval", &c.ShardSync, "how often the worker looks for shards and leases"},
+		{"shard_sync_interval", &c.ShardSync, "time between the engine's passes over the shards (+-50% jitter); a take takes every takeable lease at once; a pass costs no AWS call when there is nothing to take"},
 		{"failover_time", &c.FailoverTime, "a lease not renewed for this long is taken over"},
 		{"poll_interval", &c.PollInterval, "wait between GetRecords calls on an idle shard"},
 		{"max_leases", &c.MaxLeases, "most leases one worker holds (0 = no limit)"},
@@ -358,8 +358,8 @@ func (c *Consumer) Validate() error {
 		return bad("json.values", err.Error())
 	}
 	switch {
-	case c.ShardSync < 100*time.Millisecond:
-		return bad("shard_sync_interval", "must be >= 100ms")
+	case c.ShardSync < 20*time.Millisecond:
+		return bad("shard_sync_interval", "must be >= 20ms")
 	case c.FailoverTime < time.Second:
 		return bad("failover_time", "must be >= 1s")
 	case c.FailoverTime < 2*c.ShardSync:

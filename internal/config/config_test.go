@@ -111,7 +111,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WorkerID == "" || c.Tables.DeadLetter != "a-deadletter" || c.ShardSync != 2*time.Second || c.FailoverTime != 10*time.Second {
+	if c.WorkerID == "" || c.Tables.DeadLetter != "a-deadletter" || c.ShardSync != 100*time.Millisecond || c.FailoverTime != 10*time.Second {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }

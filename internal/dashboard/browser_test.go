@@ -185,7 +185,6 @@ func TestBrowserDashboard(t *testing.T) {
 app: %s
 initial_position: TRIM_HORIZON
 format: auto
-shard_sync_interval: 1s
 failover_time: 6s
 poll_interval: 200ms
 shutdown_timeout: 5s

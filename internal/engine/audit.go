@@ -7,12 +7,14 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 )
 
 // AuditLog appends the position of every processed record to a file, one
-// line "shard seq subseq worker", synced before the batch is checkpointed.
+// line "shard seq subseq worker unix-millis" (the time the batch was
+// written), synced before the batch is checkpointed.
 // It is a debugging and testing aid: it proves which records were
 // processed, and how often, across a fleet that shares the file system.
 type AuditLog struct {
@@ -35,6 +37,7 @@ func (a *AuditLog) Write(_ context.Context, raws []processors.Raw, worker string
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var buf []byte
+	ms := time.Now().UnixMilli()
 	for i := range raws {
 		m := &raws[i].Meta
 		buf = buf[:0]
@@ -45,6 +48,8 @@ func (a *AuditLog) Write(_ context.Context, raws []processors.Raw, worker string
 		buf = strconv.AppendInt(buf, m.SubSequence, 10)
 		buf = append(buf, ' ')
 		buf = append(buf, worker...)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, ms, 10)
 		buf = append(buf, '\n')
 		if _, err := a.w.Write(buf); err != nil {
 			return fmt.Errorf("audit log: %w", err)

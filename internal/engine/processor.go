@@ -98,7 +98,11 @@ func (p *shardProcessor) open() bool {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.w.cfg.OpenTimeout)
 	defer cancel()
-	pipe, err := processors.Open(ctx, p.w.cfg.Pipeline, processors.Shard{Stream: p.w.cfg.Stream, ShardID: p.shardID, WorkerID: p.w.cfg.WorkerID})
+	shard := processors.Shard{Stream: p.w.cfg.Stream, ShardID: p.shardID, WorkerID: p.w.cfg.WorkerID}
+	if p.w.leases != nil {
+		shard.Tenure = p.w.leases.Token(p.shardID)
+	}
+	pipe, err := processors.Open(ctx, p.w.cfg.Pipeline, shard)
 	if err != nil {
 		p.log.Error("open pipeline", zap.Error(err))
 		return false

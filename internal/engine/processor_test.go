@@ -112,6 +112,7 @@ type fakeLeases struct {
 func (f *fakeLeases) Lost(string) <-chan struct{} { return f.lost }
 func (f *fakeLeases) IsLeaseLost(err error) bool  { return errors.Is(err, errLost) }
 func (f *fakeLeases) Claimed(string) bool         { return f.claimed }
+func (f *fakeLeases) Token(string) int64          { return 0 }
 func (f *fakeLeases) Release(id string) error {
 	f.released = append(f.released, id)
 	return nil

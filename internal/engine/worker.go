@@ -32,6 +32,10 @@ type Leases interface {
 	// Claimed reports that another worker asked for the lease to balance
 	// the fleet: hand it over gracefully.
 	Claimed(shardID string) bool
+	// Token returns the current tenure's lease token (0 when not held):
+	// higher for every later tenure of the shard, on any worker. It
+	// fences the shard's result items (processors.Shard.Tenure).
+	Token(shardID string) int64
 }
 
 // Config is the worker's engine-level configuration.

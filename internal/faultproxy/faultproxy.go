@@ -40,6 +40,9 @@ const (
 	Unavailable Kind = "unavailable"
 	// Slow forwards the request after Delay.
 	Slow Kind = "slow"
+	// Hold keeps the request until Release is called, then forwards it:
+	// a test orders a stale write after a newer one without sleeping.
+	Hold Kind = "hold"
 	// Drop closes the client connection without an answer, after the
 	// request was forwarded or not (DropAfter): the client cannot know
 	// whether it took effect.
@@ -64,7 +67,7 @@ type Rule struct {
 
 func (r *Rule) validate() error {
 	switch r.Kind {
-	case Throughput, Throttling, KMSThrottling, Internal, Unavailable, Drop:
+	case Throughput, Throttling, KMSThrottling, Internal, Unavailable, Drop, Hold:
 	case Slow:
 		if r.Delay <= 0 {
 			return errors.New("faultproxy: slow rule without delay")
@@ -116,6 +119,9 @@ type Proxy struct {
 	injected map[string]int64
 
 	requests, forwarded atomic.Int64
+
+	gate chan struct{} // closed by Release; guarded by mu
+	held atomic.Int64
 }
 
 // New builds a proxy; it serves nothing until used as a handler or Serve.
@@ -129,6 +135,7 @@ func New(cfg Config) (*Proxy, error) {
 		log:      cfg.Logger,
 		rnd:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		injected: map[string]int64{},
+		gate:     make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -163,6 +170,18 @@ func (p *Proxy) SetRules(rules []Rule) error {
 	p.rules = slices.Clone(rules)
 	p.mu.Unlock()
 	return nil
+}
+
+// Held is the number of requests a Hold rule is holding now.
+func (p *Proxy) Held() int64 { return p.held.Load() }
+
+// Release forwards every request held so far; later ones wait for the
+// next Release.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.gate)
+	p.gate = make(chan struct{})
 }
 
 // Stats returns the counts so far.
@@ -229,6 +248,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
+			return
+		}
+	case rule.Kind == Hold:
+		p.mu.Lock()
+		gate := p.gate
+		p.mu.Unlock()
+		p.held.Add(1)
+		select {
+		case <-gate:
+			p.held.Add(-1)
+		case <-r.Context().Done():
+			p.held.Add(-1)
 			return
 		}
 	case rule.Kind == Drop:

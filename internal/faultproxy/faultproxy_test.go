@@ -141,3 +141,37 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// Hold keeps matching requests until Release; others pass at once.
+func TestHoldUntilRelease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, url := serve(t, []faultproxy.Rule{{Service: "Kinesis", Operations: []string{"ListShards"}, Kind: faultproxy.Hold, Rate: 1}})
+	kc := kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(url) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
+		done <- err
+	}()
+	for p.Held() != 1 {
+		if ctx.Err() != nil {
+			t.Fatal("the request was never held")
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	if _, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("s")}); err != nil {
+		t.Fatalf("an unmatched request was held or failed: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("held request answered before Release: %v", err)
+	default:
+	}
+	p.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("released request: %v", err)
+	}
+	if n := p.Held(); n != 0 {
+		t.Fatalf("%d still held after Release", n)
+	}
+}

@@ -42,12 +42,15 @@ type Config struct {
 	// before FailoverTime.
 	RenewInterval time.Duration `yaml:"renew_interval"`
 	// SnapshotTTL bounds the age of the Scan snapshot that answers for
-	// shards this worker does not hold. Use about half the engine's
-	// ShardSyncIntervalMillis, so each event-loop pass costs one Scan.
+	// shards this worker does not hold; Run refreshes it at this period
+	// (default 1 s: one Scan page per worker-second up to ~3,000 shards).
 	SnapshotTTL time.Duration `yaml:"snapshot_ttl"`
 	// ShardListTTL bounds the age of the cached ListShards result (it is
 	// also refreshed when an unknown shard id shows up).
 	ShardListTTL time.Duration `yaml:"shard_list_ttl"`
+	// MaxLeases caps the leases this worker holds (0: no cap beyond the
+	// fair share); set it to the engine's MaxLeasesForWorker.
+	MaxLeases int `yaml:"max_leases"`
 	// CallTimeout bounds every DynamoDB and Kinesis call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
 	// TableReadyTimeout bounds Init's wait for the table to become ACTIVE.
@@ -98,6 +101,8 @@ func (c *Config) Validate() error {
 	case c.CallTimeout <= 0 || c.CallTimeout > c.FailoverTime/2:
 		// A hung renewal must end while the lease can still be renewed.
 		return errors.New("checkpoint: CallTimeout must be > 0 and <= FailoverTime/2")
+	case c.MaxLeases < 0:
+		return errors.New("checkpoint: MaxLeases must be >= 0")
 	case c.TableReadyTimeout <= 0:
 		return errors.New("checkpoint: TableReadyTimeout must be > 0")
 	}

@@ -20,7 +20,16 @@
 //     Transient renewal errors are tolerated until then.
 //   - Checkpoints never move backwards and SHARD_END is final.
 //   - Shards this worker does not hold are answered from one consistent
-//     Scan snapshot per SnapshotTTL, not a GetItem per shard per pass.
+//     Scan snapshot per SnapshotTTL, not a GetItem per shard per pass. Run
+//     refreshes it on its own cadence, so the engine's passes can run
+//     several times a second at no DynamoDB cost.
+//   - All takeable leases in one step: a successful take also takes every
+//     other lease this worker may take now (free, released, expired, up to
+//     its fair share), not one per engine pass; the engine adopts them on
+//     its next passes without an AWS call, and Run renews them meanwhile
+//     (and releases one the engine has not adopted within FailoverTime).
+//   - Lease.Token (the counter at the take, higher for every later tenure
+//     on any worker) fences result writes too (processors.Shard.Tenure).
 //
 // WorkerID must be unique per process: a row owned by our own id that this
 // process does not hold is taken back at once as a leftover of an earlier
@@ -35,11 +44,14 @@
 //     live workers), live meaning holding an unexpired lease (the Java
 //     KCL's target).
 //   - Graceful claims: when no shard is free, a worker below its share
-//     sets ClaimRequest on one lease of a worker above it. The holder sees
-//     the claim on its next renewal (Claimed), finishes its batch,
-//     checkpoints and releases; the claimant then takes the free row. No
-//     owner is fenced out mid-batch, so a rebalance causes no duplicates.
-//     A claim older than three failover periods is ignored.
+//     sets ClaimRequest on as many leases of workers above it as it needs
+//     (never taking one below its share). The holder sees a claim in its
+//     next snapshot or renewal (Claimed), finishes its batch, checkpoints
+//     and releases, keeping the claim on the row: the released row is
+//     reserved for the claimant for FailoverTime, so nobody else (nor the
+//     releasing worker) takes it back. No owner is fenced out mid-batch,
+//     so a rebalance causes no duplicates. A claim older than three
+//     failover periods is ignored.
 //
 // # Table schema
 //
@@ -73,7 +85,10 @@
 // # Engine settings
 //
 // Set the engine's FailoverTimeMillis to Config.FailoverTime,
-// LeaseRefreshWaitTime to Config.RenewInterval (FailoverTime/3), and
-// SnapshotTTL to about half of ShardSyncIntervalMillis so each event-loop
-// pass costs one Scan.
+// LeaseRefreshWaitTime to Config.RenewInterval (FailoverTime/3) and
+// MaxLeasesForWorker to Config.MaxLeases, run Store.Run beside the engine,
+// and answer the engine's per-pass ListShards from a cache
+// (internal/engine.ShardCache); then ShardSyncIntervalMillis can be ~100
+// ms, and an orphaned or released lease is taken within SnapshotTTL plus
+// one pass.
 package checkpoint

@@ -20,6 +20,9 @@ import (
 type tenure struct {
 	shardID string
 	id      uint64
+	// token is the lease counter at the take: a later tenure of the shard,
+	// on any worker, has a higher one (fences result writes).
+	token int64
 	// op serialises the tenure's writes (renewal goroutine, processing
 	// goroutine, release) so the expected counter is always the last one
 	// written.
@@ -40,6 +43,10 @@ type tenure struct {
 	// claimed: another worker asked for this lease to balance the fleet;
 	// the holder should hand it over gracefully (see Claimed).
 	claimed bool
+	// adopted: the engine knows it holds the lease (its GetLease
+	// returned it) and renews it; a lease taken ahead by takeMore is not
+	// adopted until the engine's next pass reaches it.
+	adopted bool
 }
 
 // Lease is a handle on one tenure of a shard's lease.
@@ -47,7 +54,11 @@ type Lease struct {
 	ShardID string
 	// Tenure numbers this process's tenures; a new take gets a new number.
 	Tenure uint64
-	lost   <-chan struct{}
+	// Token is the lease counter at the take. Every later tenure of the
+	// shard, on any worker, has a higher token, so it fences result
+	// writes (processors.Shard.Tenure) across the fleet.
+	Token int64
+	lost  <-chan struct{}
 }
 
 // Lost is closed when the tenure ends: a renewal or checkpoint failed its
@@ -75,7 +86,7 @@ func (s *Store) addTenure(id string, r row, now time.Time) *tenure {
 	defer s.mu.Unlock()
 	s.nextTenure++
 	t := &tenure{
-		shardID: id, id: s.nextTenure, counter: r.Counter, checkpoint: r.Checkpoint,
+		shardID: id, id: s.nextTenure, token: r.Counter, counter: r.Counter, checkpoint: r.Checkpoint,
 		acquiredAt: now, renewStarted: now, lastRenewal: now, lost: make(chan struct{}),
 	}
 	s.held[id] = t
@@ -114,7 +125,7 @@ func (s *Store) Lease(shardID string) (Lease, bool) {
 	if !ok {
 		return Lease{}, false
 	}
-	return Lease{ShardID: shardID, Tenure: t.id, lost: t.lost}, true
+	return Lease{ShardID: shardID, Tenure: t.id, Token: t.token, lost: t.lost}, true
 }
 
 // Lost returns the current tenure's Lost channel, nil when the shard is
@@ -122,6 +133,13 @@ func (s *Store) Lease(shardID string) (Lease, bool) {
 func (s *Store) Lost(shardID string) <-chan struct{} {
 	l, _ := s.Lease(shardID)
 	return l.lost
+}
+
+// Token returns the current tenure's lease token, 0 when the shard is not
+// held (engine.Leases).
+func (s *Store) Token(shardID string) int64 {
+	l, _ := s.Lease(shardID)
+	return l.Token
 }
 
 // IsLeaseLost reports whether err means the lease is gone (engine.Leases).
@@ -149,6 +167,15 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 	t := s.tenureOf(shard.ID)
 	if t == nil {
 		return fmt.Errorf("shard %s: renew lease: %w", shard.ID, ErrLeaseLost)
+	}
+	s.mu.Lock()
+	adopted := t.adopted
+	s.mu.Unlock()
+	if !adopted {
+		// The engine has not started this tenure (taken ahead): the caller
+		// is the consumer of an earlier tenure still winding down after a
+		// hand-over. It must stop, not keep a tenure it does not process.
+		return fmt.Errorf("shard %s: renew lease: earlier tenure: %w", shard.ID, ErrLeaseLost)
 	}
 	t.op.Lock()
 	defer t.op.Unlock()
@@ -269,8 +296,9 @@ func (s *Store) release(ctx context.Context, shardID string) error {
 		e := newExpr()
 		u := &update{e: e}
 		u.del(attrOwner)
-		u.del(attrClaim)
-		u.del(attrClaimedAt)
+		// A claim stays: the released row is reserved for its claimant
+		// for a while (see reservedFor), so the releasing worker, or a
+		// third one, does not take back a lease handed over for balance.
 		// No local-expiry check: the fence alone decides, and releasing a
 		// lease nobody took yet spares the next owner the expiry wait.
 		_, err = s.writeHeld(ctx, t, e, u, "release", false)
@@ -308,11 +336,23 @@ func (s *Store) ReleaseAll(ctx context.Context) error {
 // Claimed reports whether another worker asked for the shard's lease to
 // balance the fleet. The holder should then finish its batch, checkpoint
 // and Release, so the claimant takes over without duplicates.
+//
+// A claim is seen on the tenure's next write or in the next lease
+// snapshot (see Run), whichever comes first.
 func (s *Store) Claimed(shardID string) bool {
+	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.held[shardID]
-	return t != nil && !t.closed && t.claimed
+	if t == nil || t.closed {
+		return false
+	}
+	if t.claimed {
+		return true
+	}
+	c, ok := s.snap[shardID]
+	me := s.cfg.WorkerID
+	return ok && c.Owner == me && c.Counter == t.counter && c.Claim != "" && c.Claim != me && s.freshClaim(c.row, now)
 }
 
 // freshClaim reports whether r carries a claim young enough to honour: a

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,9 +40,10 @@ type Store struct {
 	log    *zap.Logger
 	base   context.Context
 
-	refreshMu sync.Mutex // one Scan at a time
-	listMu    sync.Mutex // one ListShards walk at a time
-	takeMu    sync.Mutex // one take at a time
+	refreshMu  sync.Mutex  // one Scan at a time
+	refreshing atomic.Bool // Run is refreshing the snapshot
+	listMu     sync.Mutex  // one ListShards walk at a time
+	takeMu     sync.Mutex  // one take at a time
 
 	mu         sync.Mutex
 	held       map[string]*tenure
@@ -202,7 +206,10 @@ func checkKeySchema(table string, d *types.TableDescription) error {
 // ---- snapshot of the table (shards this worker does not hold) ----
 
 // ensureSnapshot rescans the table when the snapshot is older than
-// SnapshotTTL.
+// SnapshotTTL. While Run refreshes the snapshot on its own cadence, the
+// engine's passes read it as it is and scan only if Run has fallen behind
+// by more than two periods (a slow or failing Scan), so passes may run
+// several times a second without adding reads.
 func (s *Store) ensureSnapshot(ctx context.Context) error {
 	if s.snapshotFresh() {
 		return nil
@@ -216,9 +223,86 @@ func (s *Store) ensureSnapshot(ctx context.Context) error {
 }
 
 func (s *Store) snapshotFresh() bool {
+	ttl := s.cfg.SnapshotTTL
+	if s.refreshing.Load() {
+		ttl *= 3
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.snapOK && s.clock.Now().Sub(s.snapAt) < s.cfg.SnapshotTTL
+	return s.snapOK && s.clock.Now().Sub(s.snapAt) < ttl
+}
+
+// Run refreshes the lease snapshot every SnapshotTTL until ctx ends, so
+// the engine's passes never wait for a Scan, a holder sees a claim on its
+// lease within one period, and every worker notices a released or expired
+// lease within one period whatever its pass rate. It is optional (without
+// it the passes scan when the snapshot is older than SnapshotTTL) and
+// returns nil when ctx ends; a failed Scan is logged and retried at the
+// next tick. Cancel ctx only after the engine has shut down.
+func (s *Store) Run(ctx context.Context) error {
+	if !s.refreshing.CompareAndSwap(false, true) {
+		return errors.New("checkpoint: Run called twice")
+	}
+	defer s.refreshing.Store(false)
+	t := time.NewTicker(s.cfg.SnapshotTTL)
+	defer t.Stop()
+	failing := false
+	for {
+		s.refreshMu.Lock()
+		err := s.scan(ctx)
+		s.refreshMu.Unlock()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil && !failing:
+			s.log.Warn("lease snapshot refresh failed; retrying every period", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			s.log.Info("lease snapshot refresh recovered")
+			failing = false
+		}
+		s.tendPending(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// tendPending renews the leases takeMore took ahead that the engine has
+// not adopted yet, and releases one the engine has not adopted within a
+// failover time (it does not list that shard, or is at its lease limit):
+// a lease nobody processes must not stall its shard.
+func (s *Store) tendPending(ctx context.Context) {
+	now := s.clock.Now()
+	var renew, drop []*tenure
+	s.mu.Lock()
+	for _, t := range s.held {
+		switch {
+		case t.adopted || t.closed:
+		case now.Sub(t.acquiredAt) >= s.cfg.FailoverTime:
+			drop = append(drop, t)
+		case now.Sub(t.lastRenewal) >= s.cfg.RenewInterval:
+			renew = append(renew, t)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range renew {
+		t.op.Lock()
+		e := newExpr()
+		_, err := s.writeHeld(ctx, t, e, &update{e: e}, "renew", true)
+		t.op.Unlock()
+		if err != nil && !IsLeaseLost(err) {
+			s.log.Warn("renew a lease taken ahead", zap.String("shard_id", t.shardID), zap.Error(err))
+		}
+	}
+	for _, t := range drop {
+		s.log.Warn("releasing a lease the engine did not start", zap.String("shard_id", t.shardID))
+		if err := s.release(ctx, t.shardID); err != nil && !IsLeaseLost(err) {
+			s.log.Warn("release a lease the engine did not start", zap.String("shard_id", t.shardID), zap.Error(err))
+		}
+	}
 }
 
 func (s *Store) scan(ctx context.Context) error {
@@ -463,25 +547,113 @@ func (s *Store) GetLease(shard *par.ShardStatus, workerID string) error {
 	return s.take(s.base, shard)
 }
 
+// take serves the engine's take of one shard. The engine starts at most
+// one shard consumer per pass, but a lease should not wait for passes: a
+// successful take also takes every other lease this worker may take now
+// (takeMore), and the engine adopts those on its next passes without any
+// AWS call. Until adopted, Run renews them.
 func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 	s.takeMu.Lock()
 	defer s.takeMu.Unlock()
 	id, me := shard.ID, s.cfg.WorkerID
-	if s.tenureOf(id) != nil {
-		// The engine cleared AssignedTo before calling RemoveLeaseOwner:
-		// the old consumer is still releasing. Retry next pass.
-		return &NotAcquiredError{ShardID: id, Owner: me, Reason: "previous tenure still releasing"}
+	if t := s.tenureOf(id); t != nil {
+		s.mu.Lock()
+		adopted, cp := t.adopted, t.checkpoint
+		t.adopted = true
+		s.mu.Unlock()
+		if adopted {
+			// The engine cleared AssignedTo before calling
+			// RemoveLeaseOwner: the old consumer is still releasing.
+			// Retry next pass.
+			return &NotAcquiredError{ShardID: id, Owner: me, Reason: "previous tenure still releasing"}
+		}
+		shard.Mux.Lock()
+		shard.AssignedTo = me
+		shard.Checkpoint = cp
+		shard.Mux.Unlock()
+		return nil
 	}
 	if err := s.ensureSnapshot(ctx); err != nil {
 		return err
 	}
+	if err := s.takeRow(ctx, id, shard.ParentShardId, true); err != nil {
+		return err
+	}
+	t := s.tenureOf(id)
+	s.mu.Lock()
+	t.adopted = true
+	cp := t.checkpoint
+	s.mu.Unlock()
+	shard.Mux.Lock()
+	shard.AssignedTo = me
+	shard.Checkpoint = cp
+	shard.Mux.Unlock()
+	s.takeMore(ctx, id)
+	return nil
+}
+
+// takeMore takes every other lease this worker may take now (free,
+// released, expired, up to its fair share), in one step. Claims are left
+// to the engine's passes.
+func (s *Store) takeMore(ctx context.Context, skip string) {
+	// Only shards in the stream: the engine starts no consumer for others.
+	// Leases handed over to us come first, so free ones do not fill the
+	// fair share before them.
+	me, now := s.cfg.WorkerID, s.clock.Now()
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.shardList))
+	for id := range s.shardList {
+		ids = append(ids, id)
+	}
+	handed := func(id string) bool {
+		c, ok := s.snap[id]
+		return ok && c.Owner == "" && c.Claim == me && s.reservedFor(c.row, now)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if ha, hb := handed(a), handed(b); ha != hb {
+			if ha {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	s.mu.Unlock()
+	for _, id := range ids {
+		if id == skip || s.tenureOf(id) != nil {
+			continue
+		}
+		err := s.takeRow(ctx, id, "", false)
+		var na *NotAcquiredError
+		switch {
+		case err == nil:
+		case errors.As(err, &na) && strings.HasPrefix(na.Reason, "balanced"):
+			return // fair share reached
+		case errors.As(err, &na), errors.Is(err, ErrUnknownShard):
+		default:
+			s.log.Debug("take more leases", zap.String("shard_id", id), zap.Error(err))
+			return
+		}
+	}
+}
+
+// takeRow takes the lease of shard id when this worker may: it is free
+// (or released for our claim), expired, or has no row yet, its parents
+// are done, and this worker is below its fair share. With mayClaim, an
+// unexpired lease of a worker above its share is claimed instead.
+func (s *Store) takeRow(ctx context.Context, id, parent string, mayClaim bool) error {
+	me := s.cfg.WorkerID
 	r, exists := s.cached(id)
 	if exists && r.Checkpoint == ShardEnd {
 		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: "shard ended"}
 	}
-	parent := shard.ParentShardId
 	if parent == "" {
 		parent = r.Parent
+	}
+	if parent == "" {
+		s.mu.Lock()
+		parent = s.shardList[id].parent
+		s.mu.Unlock()
 	}
 	var adjacent string
 	if parent != "" {
@@ -504,13 +676,24 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 		o, ok := s.obs[id]
 		s.mu.Unlock()
 		if !ok || o.version != r.version() || now.Sub(o.since) < s.cfg.FailoverTime {
-			if bal.free == 0 && bal.held < bal.target && bal.others[r.Owner] > bal.target && !bal.claimOut && !s.freshClaim(r, now) {
+			// Below the fair share with nothing free: claim from a worker
+			// above it, several leases at once if need be (one claim per
+			// lease, never taking an owner below the share).
+			if mayClaim && bal.free == 0 && bal.held+bal.claimsOut < bal.target &&
+				bal.others[r.Owner]-bal.claimsOn[r.Owner] > bal.target && !s.freshClaim(r, now) {
 				return s.claim(ctx, r, now)
 			}
 			return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: "lease not expired"}
 		}
 	}
-	if bal.held >= bal.target {
+	if exists && r.Owner == "" && s.reservedForOther(r, now) {
+		return &NotAcquiredError{ShardID: id, Reason: "handed over to claimant " + r.Claim}
+	}
+	// A lease handed over to us is taken even at the fair share (the
+	// share may have changed since the claim): leaving it would idle the
+	// shard until the reservation lapses. Balance corrects any excess.
+	mine := exists && r.Owner == "" && r.Claim == me && s.reservedFor(r, now)
+	if bal.held >= bal.target && !mine {
 		return &NotAcquiredError{ShardID: id, Owner: r.Owner, Reason: fmt.Sprintf("balanced: holding %d of a fair share of %d", bal.held, bal.target)}
 	}
 
@@ -578,13 +761,6 @@ func (s *Store) take(ctx context.Context, shard *par.ShardStatus) error {
 	}
 	t := s.addTenure(id, nr, now)
 	s.noteRow(nr)
-	shard.Mux.Lock()
-	shard.AssignedTo = me
-	shard.Checkpoint = nr.Checkpoint
-	if lt, perr := time.Parse(time.RFC3339Nano, nr.LeaseTimeout); perr == nil {
-		shard.LeaseTimeout = lt
-	}
-	shard.Mux.Unlock()
 	s.log.Info("lease taken", zap.String("shard_id", id), zap.String("from", r.Owner),
 		zap.Int64("counter", nr.Counter), zap.String("seq", nr.Checkpoint), zap.Uint64("tenure", t.id))
 	return nil
@@ -648,8 +824,20 @@ func (s *Store) CheckpointSequence(shard *par.ShardStatus) error {
 }
 
 // RemoveLeaseOwner releases the lease gracefully: another worker can take
-// it at once, without waiting for expiry.
-func (s *Store) RemoveLeaseOwner(shardID string) error { return s.release(s.base, shardID) }
+// it at once, without waiting for expiry. A lease taken ahead and not yet
+// adopted by the engine is kept: the call comes from the consumer of an
+// earlier tenure winding down.
+func (s *Store) RemoveLeaseOwner(shardID string) error {
+	if t := s.tenureOf(shardID); t != nil {
+		s.mu.Lock()
+		adopted := t.adopted
+		s.mu.Unlock()
+		if !adopted {
+			return nil
+		}
+	}
+	return s.release(s.base, shardID)
+}
 
 // Release is RemoveLeaseOwner for the pipeline (engine.Leases).
 func (s *Store) Release(shardID string) error { return s.release(s.base, shardID) }
@@ -713,19 +901,20 @@ func (s *Store) ClaimShard(*par.ShardStatus, string) error { return ErrLeaseStea
 // load is this worker's view of how leases are spread.
 type load struct {
 	held, target int
-	free         int            // shards anyone may take now
+	free         int            // shards this worker may take now
 	others       map[string]int // live leases per other worker
-	claimOut     bool           // this worker has a claim waiting
+	claimsOut    int            // this worker's claims not yet turned into leases
+	claimsOn     map[string]int // fresh claims (by anyone) on each worker's leases
 }
 
 // balance computes the fair share (the Java KCL's target): ceil(open
 // shards / live workers), counting as live every other worker holding an
 // unexpired lease. A worker takes no new lease beyond its share, and one
-// below its share claims a lease from a worker above it.
+// below its share claims leases from workers above it.
 func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now time.Time) load {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := load{held: len(s.held), others: map[string]int{}}
+	l := load{held: len(s.held), others: map[string]int{}, claimsOn: map[string]int{}}
 	total := 0
 	if !exists {
 		if _, listed := list[id]; !listed {
@@ -748,14 +937,22 @@ func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now t
 			continue // left the stream
 		}
 		total++
-		if r.Claim == me && r.Owner != me && r.Owner != "" && s.freshClaim(r, now) {
-			l.claimOut = true
-		}
 		if r.Owner == me {
 			continue
 		}
+		if r.Owner != "" && r.Claim != "" && s.freshClaim(r, now) {
+			l.claimsOn[r.Owner]++
+			if r.Claim == me {
+				l.claimsOut++
+			}
+		}
 		if r.Owner == "" {
-			l.free++
+			if r.Claim == me && s.reservedFor(r, now) {
+				l.claimsOut++ // handed over to us; the take follows
+			}
+			if !s.reservedForOther(r, now) {
+				l.free++
+			}
 			continue
 		}
 		if o, ok := s.obs[sid]; ok && o.version == r.version() && now.Sub(o.since) >= s.cfg.FailoverTime {
@@ -766,7 +963,26 @@ func (s *Store) balance(id string, exists bool, list map[string]shardMeta, now t
 	}
 	workers := len(l.others) + 1
 	l.target = max(1, (total+workers-1)/workers)
+	if s.cfg.MaxLeases > 0 {
+		l.target = min(l.target, s.cfg.MaxLeases)
+	}
 	return l
+}
+
+// reservedFor reports whether r is a lease released for the claim it
+// carries and still reserved for that claimant: for one failover time
+// after the claim, long enough for a live claimant to see the release
+// and take it, short enough that a claimant that died frees it soon.
+func (s *Store) reservedFor(r row, now time.Time) bool {
+	if r.Owner != "" || r.Claim == "" {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, r.ClaimedAt)
+	return err == nil && now.Sub(at) < s.cfg.FailoverTime
+}
+
+func (s *Store) reservedForOther(r row, now time.Time) bool {
+	return r.Claim != s.cfg.WorkerID && s.reservedFor(r, now)
 }
 
 // claim asks r's owner to hand the lease over (it sees the claim on its

@@ -95,7 +95,11 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	kc := kinesis.NewFromConfig(awsCfg, guard.Options)
+	// The engine lists the stream's shards on every pass; the cache makes
+	// passes free until the stream reshards, so they can run several times
+	// a second and take every takeable lease within a second or two.
+	shardCache := engine.NewShardCache(engine.DefaultShardCacheMaxAge)
+	kc := kinesis.NewFromConfig(awsCfg, guard.Options, shardCache.Options)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// What DynamoDB bills, by table: operators watch cost where it arises.
@@ -126,7 +130,9 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 		StreamName:    cfg.Stream,
 		FailoverTime:  cfg.FailoverTime,
 		RenewInterval: cfg.FailoverTime / 4,
-		SnapshotTTL:   cfg.ShardSync / 2,
+		MaxLeases:     cfg.MaxLeases,
+		// SnapshotTTL: the default (1 s), refreshed by leases.Run on its
+		// own cadence, whatever the pass rate.
 	}
 	leases, err := checkpoint.New(storeCtx, leaseCfg, checkpoint.Deps{DynamoDB: ddb, Shards: kc, Logger: log.Named("leases")})
 	if err != nil {
@@ -195,6 +201,16 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	g := new(errgroup.Group)
 	g.Go(func() error { return srv.Serve(opsCtx) })
+	// The lease snapshot outlives the engine's drain (storeCtx ends when
+	// run returns), so a draining worker still sees claims and releases.
+	g.Go(func() error {
+		select {
+		case <-w.Started(): // the lease table exists (the engine's Init)
+		case <-storeCtx.Done():
+			return nil
+		}
+		return leases.Run(storeCtx)
+	})
 	err = w.Run(ctx)
 	// Backstop: release whatever the engine did not (a shard consumer
 	// stuck past the deadline); fenced, so it cannot hurt a new owner.
@@ -203,6 +219,7 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 		log.Warn("release leases at exit", zap.Error(rerr))
 	}
 	cancelRel()
+	cancelStore()
 	stopOps()
 	if oerr := g.Wait(); oerr != nil && err == nil {
 		err = oerr

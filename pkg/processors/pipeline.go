@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
 
 	"github.com/shardwatch/shardwatch/pkg/records"
@@ -369,6 +370,7 @@ func (p *ShardPipeline) write(ctx context.Context) error {
 	// left to the sink, which must collapse them anyway: BatchWriteItem
 	// rejects a request naming one key twice.
 	if items := p.out.items; len(items) > 0 && s.Items != nil {
+		p.fence(items)
 		if err := writeAll(ctx, p, "items", items, s.Items.WriteItems); err != nil {
 			return err
 		}
@@ -523,4 +525,19 @@ func hasDim(dims []Dim, name string) bool {
 		}
 	}
 	return false
+}
+
+// fence stamps the shard's own items (AttrShard = this shard) with the
+// tenure's lease token, so the sink refuses to let them replace items a
+// later tenure wrote. Items shared by all shards (global merges, content-
+// keyed archives) stay unfenced.
+func (p *ShardPipeline) fence(items []Item) {
+	if p.shard.Tenure <= 0 {
+		return
+	}
+	for i := range items {
+		if v, ok := items[i].Attrs[AttrShard].(*types.AttributeValueMemberS); ok && v.Value == p.shard.ShardID {
+			items[i].Fence = p.shard.Tenure
+		}
+	}
 }

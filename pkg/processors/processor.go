@@ -44,7 +44,18 @@ type Shard struct {
 	Stream   string
 	ShardID  string
 	WorkerID string
+	// Tenure is the lease token of this tenure of the shard (the lease
+	// counter at the take: a later tenure, of any worker, has a higher
+	// one). When > 0 the pipeline fences the shard's own result items
+	// with it (Item.Fence), so a worker that lost the lease cannot
+	// overwrite what the new owner wrote.
+	Tenure int64
 }
+
+// AttrShard is the attribute naming the shard a per-shard result item
+// belongs to (partials, cursors). The pipeline fences the items whose
+// AttrShard is its own shard.
+const AttrShard = "shard"
 
 // Clock is the only source of "now" for processors (tests inject a fake).
 type Clock interface{ Now() time.Time }

@@ -12,6 +12,11 @@ type Item struct {
 	Table string
 	Key   string
 	Attrs map[string]types.AttributeValue
+	// Fence, when > 0, is the writer's lease token (Shard.Tenure): the
+	// write must not replace an item written under a higher token (a
+	// later tenure of the shard). The pipeline sets it; processors leave
+	// it zero.
+	Fence int64
 }
 
 // Message is a notification to publish (SNS).

@@ -63,6 +63,8 @@ func Run(t *testing.T, newDeps func(t *testing.T) Deps) {
 		{"ReleaseAll", testReleaseAll},
 		{"ConcurrentInit", testConcurrentInit},
 		{"MigrationFromVmwareCheckpointer", testMigration},
+		{"ClaimsSeveralAndReservesHandOver", testClaimsSeveral},
+		{"TakeAheadRenewedUntilAdopted", testTakeAhead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDeps) })
@@ -84,12 +86,19 @@ var epoch = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 
 func newWorker(t *testing.T, d Deps, id string, shards *Shards, start time.Time) *worker {
 	t.Helper()
+	return newWorkerWith(t, d, id, shards, start, func(*checkpoint.Config) {})
+}
+
+func newWorkerWith(t *testing.T, d Deps, id string, shards *Shards, start time.Time, tweak func(*checkpoint.Config)) *worker {
+	t.Helper()
 	clock := NewClock(start)
 	db := NewCountingDB(d.DynamoDB)
-	s, err := checkpoint.New(t.Context(), checkpoint.Config{
+	cfg := checkpoint.Config{
 		TableName: d.TableName, WorkerID: id, StreamName: "stream",
 		FailoverTime: Failover, SnapshotTTL: SnapshotTTL,
-	}, checkpoint.Deps{DynamoDB: db, Shards: shards, Clock: clock})
+	}
+	tweak(&cfg)
+	s, err := checkpoint.New(t.Context(), cfg, checkpoint.Deps{DynamoDB: db, Shards: shards, Clock: clock})
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
 	}
@@ -458,7 +467,7 @@ func testShardEndFinal(t *testing.T, newDeps func(*testing.T) Deps) {
 func testMergeParents(t *testing.T, newDeps func(*testing.T) Deps) {
 	d := newDeps(t)
 	shards := NewShards(Shard{ID: "p1"}, Shard{ID: "p2"}, Shard{ID: "c", Parent: "p1", Adjacent: "p2"})
-	a := newWorker(t, d, "A", shards, epoch)
+	a := newWorkerWith(t, d, "A", shards, epoch, func(c *checkpoint.Config) { c.MaxLeases = 1 })
 	b := newWorker(t, d, "B", shards, epoch)
 
 	a.notAcquired("c") // neither parent started
@@ -567,15 +576,20 @@ func testOneScanPerPass(t *testing.T, newDeps func(*testing.T) Deps) {
 		list = append(list, Shard{ID: fmt.Sprintf("s%d", i)})
 	}
 	shards := NewShards(list...)
-	a := newWorker(t, d, "A", shards, epoch)
+	a := newWorkerWith(t, d, "A", shards, epoch, func(c *checkpoint.Config) { c.MaxLeases = 3 })
 	b := newWorker(t, d, "B", shards, epoch)
-	for _, id := range []string{"s0", "s1", "s2"} {
-		a.mustTake(id)
+	a.mustTake("s0") // takes s1 and s2 ahead, up to its limit
+	for _, id := range []string{"s1", "s2"} {
+		a.mustTake(id) // the engine's next passes adopt them: no AWS call
+	}
+	if n := a.db.Calls()["UpdateItem"]; n != 3 {
+		t.Fatalf("A: %d UpdateItem for 3 leases; want 3", n)
 	}
 	b.pass()
 	b.db.Reset()
 	// One engine pass of B: FetchCheckpoint on each shard it does not own,
-	// GetLease on the first that is free.
+	// GetLease on the first that is free, which takes every free lease
+	// up to B's fair share (3) in one step.
 	took := false
 	for _, sh := range list {
 		err := b.take(sh.ID)
@@ -587,9 +601,12 @@ func testOneScanPerPass(t *testing.T, newDeps func(*testing.T) Deps) {
 	if !took {
 		t.Fatal("B took nothing")
 	}
+	if h := b.store.Held(); len(h) != 3 {
+		t.Fatalf("B holds %d leases after one pass; want its fair share, 3", len(h))
+	}
 	calls := b.db.Calls()
-	if calls["ScanRound"] != 1 || calls["GetItem"] != 0 || calls["UpdateItem"] != 1 {
-		t.Fatalf("one pass: calls %v, want 1 Scan round, 0 GetItem, 1 UpdateItem", calls)
+	if calls["ScanRound"] != 1 || calls["GetItem"] != 0 || calls["UpdateItem"] != 3 {
+		t.Fatalf("one pass: calls %v, want 1 Scan round, 0 GetItem, 3 UpdateItem", calls)
 	}
 	t.Logf("one pass over %d shards: %v", len(list), calls)
 	// A second pass within SnapshotTTL reuses the snapshot.
@@ -635,6 +652,10 @@ func testOwnerAndStealing(t *testing.T, newDeps func(*testing.T) Deps) {
 	a.mustTake("s0")
 	if got, err := a.store.GetLeaseOwner("s0"); err != nil || got != "A" {
 		t.Fatalf("GetLeaseOwner(s0) = %q, %v", got, err)
+	}
+	a.mustTake("s1") // taken ahead with s0; the engine adopts it
+	if err := a.release("s1"); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := a.store.GetLeaseOwner("s1"); !errors.Is(err, chk.NoLeaseOwnerErr) {
 		t.Fatalf("GetLeaseOwner(no row) = %v, want NoLeaseOwnerErr", err)
@@ -759,3 +780,158 @@ func (nopLogger) Errorf(string, ...any)                          {}
 func (nopLogger) Fatalf(string, ...any)                          {}
 func (nopLogger) Panicf(string, ...any)                          {}
 func (n nopLogger) WithFields(kcllogger.Fields) kcllogger.Logger { return n }
+
+// A worker below its fair share claims every lease it needs at once (not
+// one per pass), never taking an owner below its share; the holder sees
+// the claims in its lease snapshot (Run) before any renewal; a lease
+// released for a claim is reserved for the claimant, so neither the
+// releasing worker nor a third one takes it back, until the reservation
+// lapses after the failover time.
+func testClaimsSeveral(t *testing.T, newDeps func(*testing.T) Deps) {
+	d := newDeps(t)
+	shards := NewShards(Shard{ID: "s0"}, Shard{ID: "s1"}, Shard{ID: "s2"}, Shard{ID: "s3"})
+	a := newWorker(t, d, "A", shards, epoch)
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		a.mustTake(id)
+	}
+	b := newWorker(t, d, "B", shards, epoch)
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		b.notAcquired(id) // claims s0 and s1 (fair share 2), leaves s2, s3
+	}
+	claims := map[string]string{}
+	for _, id := range []string{"s0", "s1", "s2", "s3"} {
+		claims[id] = readClaim(t, d, id)
+	}
+	if diff := cmp.Diff(map[string]string{"s0": "B", "s1": "B", "s2": "", "s3": ""}, claims); diff != "" {
+		t.Fatalf("claims after one pass of B (-want +got):\n%s", diff)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.store.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.store.Claimed("s0") || !a.store.Claimed("s1") {
+		if time.Now().After(deadline) {
+			t.Fatal("A did not see the claims in its lease snapshot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if a.store.Claimed("s2") || a.store.Claimed("s3") {
+		t.Fatal("A sees a claim on a lease nobody claimed")
+	}
+	for _, id := range []string{"s0", "s1"} {
+		if err := a.release(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newWorker(t, d, "C", shards, epoch)
+	a.pass()
+	a.notAcquired("s0") // reserved for B
+	c.notAcquired("s1")
+	b.pass()
+	b.mustTake("s0")
+	b.mustTake("s1")
+	if got := readClaim(t, d, "s0"); got != "" {
+		t.Fatalf("claim %q left on s0 after the claimant took it", got)
+	}
+	// A reservation whose claimant never comes lapses after the failover
+	// time.
+	if err := b.release("s1"); err != nil {
+		t.Fatal(err)
+	}
+	setClaim(t, d, "s1", "gone", epoch)
+	c.pass()
+	c.notAcquired("s1")
+	c.clock.Advance(Failover)
+	c.mustTake("s1")
+}
+
+func readClaim(t *testing.T, d Deps, id string) string {
+	t.Helper()
+	out, err := d.DynamoDB.GetItem(t.Context(), &dynamodb.GetItemInput{
+		TableName: aws.String(d.TableName), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: id}},
+	})
+	if err != nil {
+		t.Fatalf("GetItem %s: %v", id, err)
+	}
+	if v, ok := out.Item["ClaimRequest"].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func setClaim(t *testing.T, d Deps, id, by string, at time.Time) {
+	t.Helper()
+	_, err := d.DynamoDB.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
+		TableName:        aws.String(d.TableName),
+		Key:              map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: id}},
+		UpdateExpression: aws.String("SET ClaimRequest = :c, ClaimedAt = :at"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":c": &types.AttributeValueMemberS{Value: by}, ":at": &types.AttributeValueMemberS{Value: at.UTC().Format(time.RFC3339Nano)},
+		},
+	})
+	if err != nil {
+		t.Fatalf("set claim on %s: %v", id, err)
+	}
+}
+
+// runOnce runs the store's snapshot loop for its first tick.
+func (w *worker) runOnce(until func() bool) {
+	w.t.Helper()
+	ctx, cancel := context.WithCancel(w.t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.store.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !until() {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			w.t.Fatal("Run did not do its work within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		w.t.Fatalf("Run: %v", err)
+	}
+}
+
+// A take takes every free lease up to the fair share in one step; until
+// the engine adopts one (its GetLease on a later pass), Run renews it,
+// and releases it if the engine has not adopted it within the failover
+// time, so no shard stalls under a lease nobody processes.
+func testTakeAhead(t *testing.T, newDeps func(*testing.T) Deps) {
+	d := newDeps(t)
+	shards := NewShards(Shard{ID: "s0"}, Shard{ID: "s1"}, Shard{ID: "s2"})
+	a := newWorker(t, d, "A", shards, epoch)
+	a.mustTake("s0")
+	for _, id := range []string{"s1", "s2"} {
+		wantRow(t, d, id, rowView{Exists: true, Owner: "A", Counter: "1"})
+	}
+	// The consumer of an earlier tenure of s2, still winding down after a
+	// hand-over, must stop: its renewal fails and its release keeps the
+	// lease taken ahead.
+	old := &par.ShardStatus{ID: "s2", Mux: &sync.RWMutex{}, AssignedTo: "A"}
+	mustLeaseLost(t, "renewal by an earlier tenure's consumer", a.store.GetLease(old, "A"))
+	if err := a.store.RemoveLeaseOwner("s2"); err != nil {
+		t.Fatalf("release by an earlier tenure's consumer: %v", err)
+	}
+	wantRow(t, d, "s2", rowView{Exists: true, Owner: "A", Counter: "1"})
+	a.mustTake("s1") // adopted by the engine's next pass
+	a.clock.Advance(Failover/3 + time.Millisecond)
+	a.runOnce(func() bool { return readRow(t, d, "s2").Counter == "2" })
+	wantRow(t, d, "s1", rowView{Exists: true, Owner: "A", Counter: "1"}) // the engine renews adopted ones
+	a.clock.Advance(Failover)
+	a.runOnce(func() bool { return readRow(t, d, "s2").Owner == "" })
+	if _, held := a.store.Lease("s2"); held {
+		t.Fatal("A still holds s2 after releasing it")
+	}
+	if _, held := a.store.Lease("s1"); !held {
+		t.Fatal("A lost the adopted s1")
+	}
+}

@@ -17,17 +17,17 @@ import (
 const (
 	AttrPK          = "pk"
 	AttrSK          = "sk"
-	AttrKind        = "kind"         // "partial", "global" or "cursor"
-	AttrShard       = "shard"        // shard id (partials, cursors)
-	AttrWindowStart = "window_start" // RFC 3339 UTC
-	AttrWindowEnd   = "window_end"   // RFC 3339 UTC
-	AttrPos         = "pos"          // Position.String of the newest record covered
-	AttrFinal       = "final"        // BOOL: the window is closed, totals are complete
-	AttrExpiresAt   = "expires_at"   // N: epoch seconds (DynamoDB TTL)
-	AttrMerged      = "merged"       // N: shard partials merged into a global item
-	AttrWatermark   = "watermark"    // cursor: RFC 3339 nano
-	AttrClosedUpTo  = "closed_up_to" // cursor: RFC 3339
-	AttrWindows     = "windows"      // cursor: L of S window starts
+	AttrKind        = "kind"               // "partial", "global" or "cursor"
+	AttrShard       = processors.AttrShard // shard id (partials, cursors)
+	AttrWindowStart = "window_start"       // RFC 3339 UTC
+	AttrWindowEnd   = "window_end"         // RFC 3339 UTC
+	AttrPos         = "pos"                // Position.String of the newest record covered
+	AttrFinal       = "final"              // BOOL: the window is closed, totals are complete
+	AttrExpiresAt   = "expires_at"         // N: epoch seconds (DynamoDB TTL)
+	AttrMerged      = "merged"             // N: shard partials merged into a global item
+	AttrWatermark   = "watermark"          // cursor: RFC 3339 nano
+	AttrClosedUpTo  = "closed_up_to"       // cursor: RFC 3339
+	AttrWindows     = "windows"            // cursor: L of S window starts
 )
 
 // Item kinds (AttrKind values).

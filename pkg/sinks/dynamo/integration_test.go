@@ -3,7 +3,9 @@ package dynamo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shardwatch/shardwatch/pkg/results"
+	"github.com/shardwatch/shardwatch/internal/faultproxy"
+	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/sinktest"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
 )
@@ -233,3 +237,79 @@ func TestIntegrationDeadLetters(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// A worker that lost its lease (paused past expiry) sends a partial; the
+// request is held back in a fault proxy while the new owner, under a
+// later tenure, writes the same item; then the stale request lands. It
+// must be refused (ErrFenced) and the new owner's item stay, while
+// unfenced items of the same batch are written.
+func TestIntegrationStaleFencedWriteRefused(t *testing.T) {
+	client, table := localTable(t, "sinks-fence", "pk", "sk")
+	p, err := faultproxy.New(faultproxy.Config{Target: sinktest.Endpoint(t, "DYNAMODB"),
+		Rules: []faultproxy.Rule{{Service: "DynamoDB", Operations: []string{"PutItem"}, Kind: faultproxy.Hold, Rate: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	zombieClient := dynamodb.New(client.Options(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(srv.URL) })
+	zombie, err := NewItemWriter(zombieClient, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := NewItemWriter(client, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := func(count string, fence int64) results.Item {
+		return results.Item{Table: table, Key: "p", Fence: fence, Attrs: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "topn#60s#2026-12-04T10:00:00Z"}, "sk": &types.AttributeValueMemberS{Value: "shard#s0"},
+			"shard": &types.AttributeValueMemberS{Value: "s0"}, "count": &types.AttributeValueMemberN{Value: count},
+		}}
+	}
+	global := results.Item{Table: table, Key: "g", Attrs: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "topn#60s#2026-12-04T10:00:00Z"}, "sk": &types.AttributeValueMemberS{Value: "global"},
+	}}
+	// The old tenure (token 7) wrote its partial before it was paused.
+	if err := owner.WriteItems(t.Context(), []results.Item{partial("10", 7)}); err != nil {
+		t.Fatal(err)
+	}
+	zombieDone := make(chan error, 1)
+	go func() { zombieDone <- zombie.WriteItems(t.Context(), []results.Item{partial("15", 7), global}) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Held() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the zombie's PutItem never reached the proxy")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
+	}
+	// The new owner's tenure (token 9) writes after restoring.
+	if err := owner.WriteItems(t.Context(), []results.Item{partial("12", 9)}); err != nil {
+		t.Fatal(err)
+	}
+	p.Release()
+	err = <-zombieDone
+	var be *sinks.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || !errors.Is(be.Failed[0].Err, ErrFenced) {
+		t.Fatalf("stale write: got %v; want one item failed with ErrFenced", err)
+	}
+	if retryable, permanent := be.Unwritten(); len(retryable) != 0 || len(permanent) != 1 {
+		t.Fatalf("fenced failure: retryable %v, permanent %v; want it permanent", retryable, permanent)
+	}
+	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": partial("", 0).Attrs["pk"], "sk": partial("", 0).Attrs["sk"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Item["count"].(*types.AttributeValueMemberN).Value; got != "12" {
+		t.Fatalf("partial count %s after the stale write; want the new owner's 12", got)
+	}
+	if got := out.Item[AttrFence].(*types.AttributeValueMemberN).Value; got != "9" {
+		t.Fatalf("partial fence %s; want 9", got)
+	}
+	g, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": global.Attrs["pk"], "sk": global.Attrs["sk"]}})
+	if err != nil || g.Item == nil {
+		t.Fatalf("unfenced item of the zombie's batch not written: %v", err)
+	}
+}

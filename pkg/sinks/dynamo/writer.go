@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
@@ -27,10 +30,26 @@ const DefaultMaxInFlight = 4
 // in UnprocessedItems until the retries ran out.
 var ErrUnprocessed = errors.New("dynamodb returned the item as unprocessed")
 
-// BatchWriteAPI is the DynamoDB call the ItemWriter makes.
+// BatchWriteAPI is the DynamoDB call the ItemWriter makes for unfenced
+// items.
 type BatchWriteAPI interface {
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
+
+// PutAPI is the call the ItemWriter makes for fenced items (Item.Fence >
+// 0): a conditional PutItem. A client without it (BatchWriteAPI only)
+// cannot write fenced items.
+type PutAPI interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+}
+
+// AttrFence holds the lease token of the tenure that wrote a fenced item.
+const AttrFence = "lease_tenure"
+
+// ErrFenced is the cause of a fenced item not written because the item in
+// the table was written by a later tenure of the shard: the writer lost
+// its lease. Retrying cannot help (it classifies as permanent).
+var ErrFenced = errors.New("item written by a later lease tenure")
 
 // WriterOptions configures an ItemWriter.
 type WriterOptions struct {
@@ -137,11 +156,17 @@ func (w *ItemWriter) WriteItems(ctx context.Context, items []results.Item) error
 		last[k] = i
 	}
 	winners := make([]int, 0, len(last))
+	var fenced []int
 	for i, it := range items {
 		if j, ok := last[tableKey{it.Table, it.Key}]; ok && j == i {
+			if it.Fence > 0 {
+				fenced = append(fenced, i)
+				continue
+			}
 			winners = append(winners, i)
 		}
 	}
+	failed = append(failed, w.writeFenced(ctx, items, fenced)...)
 
 	chunks := make([][]int, 0, (len(winners)+BatchSize-1)/BatchSize)
 	for len(winners) > 0 {
@@ -296,4 +321,86 @@ func failAll(items []results.Item, pending []int, err, last error) []sinks.Failu
 		out[j] = sinks.Failure{Index: i, Key: items[i].Table + "/" + items[i].Key, Err: err}
 	}
 	return out
+}
+
+// writeFenced writes each fenced item with a conditional PutItem (at most
+// MaxInFlight at once): it replaces the stored item only if that carries
+// no lease token or one not above the item's. A worker resuming after it
+// lost its lease (a long GC pause, SIGSTOP) thus never overwrites the new
+// owner's partial: its write fails with ErrFenced. BatchWriteItem takes
+// no conditions, so these cost one request per item (the same write
+// units); a shard writes a handful per flush.
+func (w *ItemWriter) writeFenced(ctx context.Context, items []results.Item, idx []int) []sinks.Failure {
+	if len(idx) == 0 {
+		return nil
+	}
+	api, ok := w.api.(PutAPI)
+	if !ok {
+		return failAll(items, idx, fmt.Errorf("%w: fenced item and a client without PutItem", sinks.ErrInvalidInput), nil)
+	}
+	results := make([]error, len(idx))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(w.opts.MaxInFlight, len(idx)) {
+		wg.Go(func() {
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= len(idx) {
+					return
+				}
+				results[j] = w.putFenced(ctx, api, items[idx[j]])
+			}
+		})
+	}
+	wg.Wait()
+	var failed []sinks.Failure
+	for j, err := range results {
+		if err != nil {
+			i := idx[j]
+			failed = append(failed, sinks.Failure{Index: i, Key: items[i].Table + "/" + items[i].Key, Err: err})
+		}
+	}
+	return failed
+}
+
+func (w *ItemWriter) putFenced(ctx context.Context, api PutAPI, it results.Item) error {
+	attrs := maps.Clone(it.Attrs)
+	attrs[AttrFence] = &types.AttributeValueMemberN{Value: strconv.FormatInt(it.Fence, 10)}
+	in := &dynamodb.PutItemInput{
+		TableName:                 aws.String(it.Table),
+		Item:                      attrs,
+		ConditionExpression:       aws.String("attribute_not_exists(#t) OR #t <= :t"),
+		ExpressionAttributeNames:  map[string]string{"#t": AttrFence},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": attrs[AttrFence]},
+	}
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			if lastErr != nil {
+				return fmt.Errorf("%w (last error: %w)", err, lastErr)
+			}
+			return err
+		}
+		w.c.calls.Add(1)
+		_, err := api.PutItem(ctx, in)
+		if err == nil {
+			w.c.written.Add(1)
+			return nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return fmt.Errorf("%w (fence %d): %w", ErrFenced, it.Fence, err)
+		}
+		if c := sinks.Classify(err); c == sinks.Canceled || c == sinks.Permanent {
+			return err
+		}
+		lastErr = err
+		if !w.opts.Retry.More(attempt) {
+			return fmt.Errorf("%w after %d attempts: %w", retry.ErrExhausted, attempt, lastErr)
+		}
+		if err := w.opts.Retry.Wait(ctx, attempt); err != nil {
+			return fmt.Errorf("%w (last error: %w)", err, lastErr)
+		}
+		w.c.retries.Add(1)
+	}
 }

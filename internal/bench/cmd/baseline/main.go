@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&cfg.Region, "region", firstNonEmpty(getenv("AWS_REGION"), "us-east-1"), "AWS region")
 	fs.StringVar(&cfg.WorkerID, "worker-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "worker id")
 	fs.StringVar(&cfg.InitialPosition, "initial-position", "TRIM_HORIZON", "LATEST or TRIM_HORIZON")
-	fs.DurationVar(&cfg.ShardSync, "shard-sync-interval", 2*time.Second, "shard sync interval (as the consumer's default)")
+	fs.DurationVar(&cfg.ShardSync, "shard-sync-interval", 2*time.Second, "shard sync interval (the bare engine lists shards and reads leases per pass, so not the consumer's 100ms)")
 	fs.DurationVar(&cfg.FailoverTime, "failover-time", 10*time.Second, "lease failover time (as the consumer's default)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 250*time.Millisecond, "wait between polls of an idle shard")
 	fs.IntVar(&cfg.MaxRecords, "max-records", 10000, "records per GetRecords call")
