@@ -13,7 +13,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(c.ProcessorList()); got != 7 {
-		t.Errorf("example lists %d processors; want 7", got)
+	// Which processors it lists is checked where they are built
+	// (pkg/consumer TestExampleConfigBuildsProcessors) and deployed
+	// (deploycheck: the template's default must equal it).
+	if len(c.ProcessorList()) == 0 {
+		t.Error("the example lists no processors")
 	}
 }
