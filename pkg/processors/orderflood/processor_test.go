@@ -565,4 +565,3 @@ func TestNoTopic(t *testing.T) {
 		t.Errorf("history = %v; want the alarm recorded", h)
 	}
 }
-
