@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -74,12 +75,7 @@ func etcFiles(t *testing.T) (passwd, group []byte) {
 // both /consumer and /producer.
 func fixtureImage(t *testing.T, created time.Time) (v1.Image, []File) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin, err := GoBuild(ctx, repoRoot(t), "./internal/ociimage/testdata/fixture", runtime.GOARCH, filepath.Join(t.TempDir(), "fixture"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := fixtureBinary(t)
 	passwd, group := etcFiles(t)
 	files := RootFS(bin, bin, caBundle(t), passwd, group)
 	img, err := Build(ShardwatchSpec(files, runtime.GOARCH, created, "test"))
@@ -87,6 +83,31 @@ func fixtureImage(t *testing.T, created time.Time) (v1.Image, []File) {
 		t.Fatal(err)
 	}
 	return img, files
+}
+
+// fixture caches the fixture binary: five tests build images around it,
+// and one build (a static, trimmed build that shares no cache entries
+// with the race-enabled test build) is enough.
+var fixture struct {
+	sync.Mutex
+	bin []byte
+}
+
+func fixtureBinary(t *testing.T) []byte {
+	t.Helper()
+	fixture.Lock()
+	defer fixture.Unlock()
+	if fixture.bin != nil {
+		return fixture.bin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := GoBuild(ctx, repoRoot(t), "./internal/ociimage/testdata/fixture", runtime.GOARCH, filepath.Join(t.TempDir(), "fixture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture.bin = bin
+	return bin
 }
 
 func digest(t *testing.T, img v1.Image) v1.Hash {
@@ -390,11 +411,17 @@ func TestEntrypointRunsAsNonRootFromUnpackedImage(t *testing.T) {
 
 // The real consumer binary, built the way `make image` builds it, runs
 // in the image as 65532: its ECS health check command succeeds against a
-// healthy worker and fails against an unhealthy one. Builds cmd/consumer
-// (about a minute of CPU on a cold build cache), so not in -short.
+// healthy worker and fails against an unhealthy one.
+//
+// It builds cmd/consumer with the image's flags (static, -trimpath), which
+// share no build cache with the race-enabled test build: about 3.5 minutes
+// of a 2-core CI run. What it adds over the fixture tests (entrypoint,
+// user, CA roots, /tmp inside the unpacked image) and cmd/consumer's own
+// healthcheck tests is the real binary in the real image, so it runs only
+// with SHARDWATCH_IMAGE_FULL=1 (`make image-test`).
 func TestRealConsumerHealthcheckInImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cmd/consumer; skipped with -short")
+	if os.Getenv("SHARDWATCH_IMAGE_FULL") != "1" {
+		t.Skip("builds cmd/consumer for the image (minutes on a cold cache); set SHARDWATCH_IMAGE_FULL=1 or run make image-test")
 	}
 	root := repoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "cmd", "consumer")); err != nil {
