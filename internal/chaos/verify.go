@@ -258,6 +258,7 @@ func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
 		return
 	}
 	got := map[time.Time]int{}
+	dedups := map[time.Time]string{}
 	for _, it := range items {
 		t, err := time.Parse(time.RFC3339, str(it["period"]))
 		if err != nil {
@@ -265,6 +266,10 @@ func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
 			continue
 		}
 		got[t]++
+		dedups[t] = str(it["dedup_id"])
+		if st := str(it["state"]); st != "published" {
+			r.fail("alarm period %s: history state %q; want published", t.Format(time.RFC3339), st)
+		}
 	}
 	r.AlarmItems = len(items)
 	for p := range expected {
@@ -278,33 +283,102 @@ func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
 		}
 	}
 	// SNS: goaws delivers to the queue at publish time.
-	msgs := map[string]int{}
+	type msg struct{ period, dedup string }
+	var msgs []msg
 	for empty := 0; empty < 3; {
-		out, err := h.cl.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(h.queue), MaxNumberOfMessages: 10})
+		out, err := h.cl.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(h.queue), MaxNumberOfMessages: 10,
+			MessageAttributeNames: []string{"All"}})
 		if err != nil {
 			r.fail("receive alarms: %v", err)
 			return
 		}
 		if len(out.Messages) == 0 {
+			// Nothing is in flight (the workers are done): a few empty
+			// receives in a row mean the queue is drained.
 			empty++
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		for _, m := range out.Messages {
 			var body struct {
-				Period string `json:"period"`
+				Period  string `json:"period"`
+				DedupID string `json:"dedup_id"`
 			}
 			_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &body)
-			msgs[body.Period]++
+			if a, ok := m.MessageAttributes["dedup_id"]; !ok || aws.ToString(a.StringValue) != body.DedupID {
+				r.fail("alarm period %s: message attribute dedup_id %v differs from the body's %q", body.Period, a.StringValue, body.DedupID)
+			}
+			msgs = append(msgs, msg{body.Period, body.DedupID})
 			r.SNSMessages++
 			_, _ = h.cl.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(h.queue), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
+	repub, err := h.rePublishes()
+	if err != nil {
+		r.fail("worker logs: %v", err)
+	}
+	for _, n := range repub {
+		r.RePublishes += n
+	}
+	// The guarantee per topic kind (pkg/processors/orderflood/README.md):
+	// every message of a period carries the history item's dedup_id, and
+	// the period has exactly one message, plus one repeat per re-publish
+	// of a claim found in publishing (a worker killed between a publish
+	// and its record). After de-duplication on dedup_id (SNS does it on a
+	// FIFO topic, a subscriber on a standard one) exactly one remains.
+	byPeriod := map[string][]string{}
+	for _, m := range msgs {
+		byPeriod[m.period] = append(byPeriod[m.period], m.dedup)
+	}
 	for p := range expected {
-		if n := msgs[window.FormatTime(p)]; n != 1 {
-			r.fail("alarm period %s: %d SNS messages; want exactly 1", window.FormatTime(p), n)
+		key := window.FormatTime(p)
+		ids := byPeriod[key]
+		want := dedups[p]
+		distinct := map[string]bool{}
+		for _, id := range ids {
+			distinct[id] = true
+			if id != want {
+				r.fail("alarm period %s: message dedup_id %q; the history item says %q", key, id, want)
+			}
+		}
+		r.SNSDelivered += len(distinct)
+		repeats := len(ids) - len(distinct)
+		r.SNSRepeats += repeats
+		switch {
+		case len(distinct) != 1:
+			r.fail("alarm period %s: %d distinct dedup_ids in %d SNS messages; want exactly 1", key, len(distinct), len(ids))
+		case repeats > repub[want]:
+			r.fail("alarm period %s: %d SNS messages, %d re-publishes logged; want exactly 1 plus one per re-publish", key, len(ids), repub[want])
 		}
 	}
+}
+
+// rePublishes counts, per dedup_id, the workers' log lines saying an
+// alarm claim found in state publishing was published again.
+func (h *run) rePublishes() (map[string]int, error) {
+	logs, err := filepath.Glob(filepath.Join(h.cfg.Dir, "worker-*.log"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if !bytes.Contains(line, []byte("publishing again an alarm")) {
+				continue
+			}
+			var l struct {
+				DedupID string `json:"dedup_id"`
+			}
+			if json.Unmarshal(line, &l) == nil && l.DedupID != "" {
+				out[l.DedupID]++
+			}
+		}
+	}
+	return out, nil
 }
 
 // checkLeases: every shard is owned by a live worker at the end.

@@ -285,7 +285,7 @@ func TestServeLoopbackOnly(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -70,23 +71,62 @@ func etcFiles(t *testing.T) (passwd, group []byte) {
 	return passwd, group
 }
 
-// fixtureImage builds the image around the small fixture binary, used as
-// both /consumer and /producer.
+// fixtureImage returns the image around the small fixture binary, used
+// as both /consumer and /producer. Images created at the Unix epoch are
+// built once and shared: gzip at BestCompression under -race costs 8-10 s
+// per build on 2 cores, and these tests only read the image.
 func fixtureImage(t *testing.T, created time.Time) (v1.Image, []File) {
 	t.Helper()
+	files := fixtureFiles(t)
+	fixture.Lock()
+	defer fixture.Unlock()
+	if created.Equal(time.Unix(0, 0)) && fixture.img != nil {
+		return fixture.img, files
+	}
+	img, err := Build(ShardwatchSpec(files, runtime.GOARCH, created, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Equal(time.Unix(0, 0)) {
+		fixture.img = img
+	}
+	return img, files
+}
+
+func fixtureFiles(t *testing.T) []File {
+	t.Helper()
+	passwd, group := etcFiles(t)
+	return RootFS(fixtureBinary(t), fixtureBinary(t), caBundle(t), passwd, group)
+}
+
+// fixture caches the fixture binary: five tests build images around it,
+// and one build (a static, trimmed build that shares no cache entries
+// with the race-enabled test build) is enough.
+var fixture struct {
+	sync.Mutex
+	img v1.Image // created at the Unix epoch
+}
+
+var fixtureBin struct {
+	sync.Mutex
+	bin []byte
+}
+
+func fixtureBinary(t *testing.T) []byte {
+	t.Helper()
+	fixtureBin.Lock()
+	defer fixtureBin.Unlock()
+	if fixtureBin.bin != nil {
+		return fixtureBin.bin
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := GoBuild(ctx, repoRoot(t), "./internal/ociimage/testdata/fixture", runtime.GOARCH, filepath.Join(t.TempDir(), "fixture"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	passwd, group := etcFiles(t)
-	files := RootFS(bin, bin, caBundle(t), passwd, group)
-	img, err := Build(ShardwatchSpec(files, runtime.GOARCH, created, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img, files
+	fixtureBin.bin = bin
+	return bin
 }
 
 func digest(t *testing.T, img v1.Image) v1.Hash {
@@ -163,9 +203,17 @@ func TestImageConfigAndFiles(t *testing.T) {
 
 // Same inputs, same digest; a different timestamp, a different digest.
 func TestImageIsReproducible(t *testing.T) {
-	a, _ := fixtureImage(t, time.Unix(0, 0))
-	b, _ := fixtureImage(t, time.Unix(0, 0))
-	c, _ := fixtureImage(t, time.Unix(1700000000, 0))
+	a, files := fixtureImage(t, time.Unix(0, 0))
+	// b and c are fresh builds (never the shared image), in parallel.
+	var b, c v1.Image
+	var errB, errC error
+	var wg sync.WaitGroup
+	wg.Go(func() { b, errB = Build(ShardwatchSpec(files, runtime.GOARCH, time.Unix(0, 0), "test")) })
+	wg.Go(func() { c, errC = Build(ShardwatchSpec(files, runtime.GOARCH, time.Unix(1700000000, 0), "test")) })
+	wg.Wait()
+	if err := errors.Join(errB, errC); err != nil {
+		t.Fatal(err)
+	}
 	if da, db := digest(t, a), digest(t, b); da != db {
 		t.Errorf("two builds of the same inputs: %s != %s", da, db)
 	}
@@ -390,11 +438,17 @@ func TestEntrypointRunsAsNonRootFromUnpackedImage(t *testing.T) {
 
 // The real consumer binary, built the way `make image` builds it, runs
 // in the image as 65532: its ECS health check command succeeds against a
-// healthy worker and fails against an unhealthy one. Builds cmd/consumer
-// (about a minute of CPU on a cold build cache), so not in -short.
+// healthy worker and fails against an unhealthy one.
+//
+// It builds cmd/consumer with the image's flags (static, -trimpath), which
+// share no build cache with the race-enabled test build: about 3.5 minutes
+// of a 2-core CI run. What it adds over the fixture tests (entrypoint,
+// user, CA roots, /tmp inside the unpacked image) and cmd/consumer's own
+// healthcheck tests is the real binary in the real image, so it runs only
+// with SHARDWATCH_IMAGE_FULL=1 (`make image-test`).
 func TestRealConsumerHealthcheckInImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cmd/consumer; skipped with -short")
+	if os.Getenv("SHARDWATCH_IMAGE_FULL") != "1" {
+		t.Skip("builds cmd/consumer for the image (minutes on a cold cache); set SHARDWATCH_IMAGE_FULL=1 or run make image-test")
 	}
 	root := repoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "cmd", "consumer")); err != nil {

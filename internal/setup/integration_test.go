@@ -44,6 +44,23 @@ func fleetPlan(t *testing.T) (string, setup.Plan) {
 	return app, plan
 }
 
+// TestApplyFIFOTopic: a FIFO plan creates APP-alarms.fifo (FifoTopic set,
+// which real SNS requires for the name).
+func TestApplyFIFOTopic(t *testing.T) {
+	t.Parallel()
+	app := testenv.Name(t, "fifo")
+	plan := setup.WithFIFOTopic(setup.Plan{Topics: []string{app + setup.SuffixAlarmTopic}})
+	deleteAfter(t, plan)
+	res, err := setup.Apply(t.Context(), localClients(t), plan, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{app + "-alarms.fifo": "arn:aws:sns:" + testenv.Region + ":" + testenv.AccountID + ":" + app + "-alarms.fifo"}
+	if diff := cmp.Diff(want, res.TopicARNs); diff != "" {
+		t.Errorf("topic ARNs (-want +got):\n%s", diff)
+	}
+}
+
 func TestApplyCreatesThenNoOp(t *testing.T) {
 	t.Parallel()
 	app, plan := fleetPlan(t)

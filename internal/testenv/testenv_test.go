@@ -309,7 +309,7 @@ func TestTopicDeliversToQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(got) == 0 && time.Now().Before(deadline) {
 		out, err := SQS(t).ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(queueURL), WaitTimeSeconds: 1, MaxNumberOfMessages: 10,

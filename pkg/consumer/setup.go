@@ -33,6 +33,8 @@ func runSetup(ctx context.Context, args []string, getenv func(string) string, st
 		defShards = n
 	}
 	shards := fs.Int("shards", defShards, "shard count of a new stream (0: do not create the stream)")
+	fifo := fs.Bool("fifo-topic", getenv("SHARDWATCH_FIFO_TOPIC") == "true",
+		"create the alarm topic as SNS FIFO topic APP-alarms.fifo: exactly one order-flood message per period, SQS FIFO subscribers only")
 	region := fs.String("region", firstNonEmpty(getenv("SHARDWATCH_REGION"), getenv("AWS_REGION"), "us-east-1"), "AWS region")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,11 +57,15 @@ func runSetup(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	plan := setup.FleetPlan(*app, st)
+	if *fifo {
+		plan = setup.WithFIFOTopic(plan)
+	}
 	res, err := setup.Apply(ctx, setup.Clients{
 		Kinesis:  kinesis.NewFromConfig(cfg),
 		DynamoDB: dynamodb.NewFromConfig(cfg, awsenv.LocalDynamoDB(getenv)),
 		SNS:      sns.NewFromConfig(cfg),
-	}, setup.FleetPlan(*app, st), log.Named("setup"))
+	}, plan, log.Named("setup"))
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}

@@ -178,7 +178,8 @@ func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) 
 		out:   batchEmitter{max: cfg.MaxOutputs, stream: shard.Stream},
 	}
 	for _, n := range cfg.Processors {
-		env := Env{Shard: shard, Logger: p.log.With(zap.String("processor", n.Name)), Clock: cfg.Clock, Store: cfg.Store}
+		env := Env{Shard: shard, Logger: p.log.With(zap.String("processor", n.Name)), Clock: cfg.Clock, Store: cfg.Store,
+			Publisher: cfg.Sinks.Messages}
 		inst, err := n.Factory(ctx, env)
 		if err != nil {
 			p.closeStarted(ctx)

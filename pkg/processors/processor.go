@@ -68,6 +68,13 @@ type Env struct {
 	// Store reads and conditionally writes result tables: restoring
 	// partial state after a failover, global sums, alarm de-duplication.
 	Store Store
+	// Publisher, when set, publishes at once (it returns when the topic
+	// accepted the messages). It is for notifications that must be
+	// recorded as sent right after they went out, with nothing else in
+	// between (alarms published exactly once per period): messages given
+	// to the Emitter go out only after the whole batch is written. Nil
+	// when the worker has no topic.
+	Publisher Publisher
 }
 
 // Store is the small slice of DynamoDB a processor may call directly.
@@ -80,6 +87,11 @@ type Store interface {
 	// PutIfAbsent writes item unless an item with the same key exists, and
 	// reports whether it wrote. keyAttr names the partition key attribute.
 	PutIfAbsent(ctx context.Context, table, keyAttr string, item map[string]types.AttributeValue) (bool, error)
+	// PutIf overwrites the item with item's key with item, if that item
+	// exists and each attribute named in cond equals the value given
+	// there; it reports whether it wrote. It moves a claim from one state
+	// to the next without losing to a writer that took the claim over.
+	PutIf(ctx context.Context, table, keyAttr string, item, cond map[string]types.AttributeValue) (bool, error)
 }
 
 // The result value types live in the leaf package results (so that sinks

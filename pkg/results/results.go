@@ -25,6 +25,12 @@ type Message struct {
 	Subject    string
 	Body       []byte
 	Attributes map[string]string
+	// DedupID and GroupID become MessageDeduplicationId and
+	// MessageGroupId on FIFO topics (ARN ending in ".fifo"), which drop a
+	// repeat of a DedupID seen in the last 5 minutes. Standard topics
+	// ignore both: put a de-duplication id in Attributes and Body for
+	// subscribers instead.
+	DedupID, GroupID string
 }
 
 // Datum is one metric observation aggregated per second.

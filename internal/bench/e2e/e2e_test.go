@@ -83,7 +83,7 @@ func TestTailer(t *testing.T) {
 
 func waitCount(t *testing.T, tl *tailer, keys []uint64, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n, _ := tl.count(keys)
 		if n == want {

@@ -2,6 +2,8 @@ package orderflood
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -47,7 +49,23 @@ type Alarm struct {
 	RaisedByShard  string    `json:"raised_by_shard"`
 	RaisedByWorker string    `json:"raised_by_worker,omitempty"`
 	DetectedAt     time.Time `json:"detected_at"`
+	// DedupID is the same for every message of one (ID, Period): the SNS
+	// FIFO MessageDeduplicationId and MessageGroupId, and the dedup_id
+	// attribute subscribers of a standard topic drop repeats by.
+	DedupID string `json:"dedup_id"`
 }
+
+// dedupID derives the de-duplication id of an alarm period: a hash, since
+// alarm IDs may hold any key text and SNS allows 128 characters of ASCII
+// letters, digits and punctuation.
+func dedupID(id string, period time.Time) string {
+	sum := sha256.Sum256([]byte(id + "#" + periodKey(period)))
+	return "orderflood-" + hex.EncodeToString(sum[:20])
+}
+
+// isFIFO reports whether topic is an SNS FIFO topic (its name ends in
+// ".fifo").
+func isFIFO(topic string) bool { return strings.HasSuffix(topic, ".fifo") }
 
 // Top is one entry of a top list.
 type Top struct {
@@ -80,16 +98,42 @@ func topOf(c map[string]int64, n int) []Top {
 const (
 	attrAlarm       = "alarm"
 	attrPeriod      = "period"
-	attrPublished   = "published"    // BOOL: the SNS message went out
+	attrPublished   = "published"    // BOOL: the SNS message went out (state published)
 	attrPublishedAt = "published_at" // S: clock time of the confirmation
 	attrBody        = "body"         // S: the message body (JSON)
 	attrDone        = "done"         // BOOL (pending markers)
+	attrState       = "state"        // S: claimed, publishing or published
+	attrClaim       = "claim"        // S: token of the lease that holds the claim
+	attrDedupID     = "dedup_id"     // S: Alarm.DedupID
+	attrStateAt     = "state_at"     // S: clock time of the last state change
 )
+
+// Alarm-history states. An item is written claimed (the conditional put
+// that elects the publisher), moves to publishing just before the SNS
+// publish and to published right after it returns.
+const (
+	stateClaimed    = "claimed"
+	statePublishing = "publishing"
+	statePublished  = "published"
+)
+
+// stateOf returns the state of a history item; items written before
+// states existed are published or (ambiguous) publishing.
+func stateOf(it map[string]types.AttributeValue) string {
+	if s, ok := window.GetStr(it, attrState); ok && s != "" {
+		return s
+	}
+	if published, _ := window.GetBool(it, attrPublished); published {
+		return statePublished
+	}
+	return statePublishing
+}
 
 func periodKey(t time.Time) string { return window.FormatTime(t) }
 
 // historyItem returns a's alarm-history item.
-func historyItem(a *Alarm, body []byte, published bool, publishedAt, expires time.Time) map[string]types.AttributeValue {
+func historyItem(a *Alarm, body []byte, state, claim string, now, expires time.Time) map[string]types.AttributeValue {
+	published := state == statePublished
 	m := map[string]types.AttributeValue{
 		attrAlarm:              window.Str(a.ID),
 		attrPeriod:             window.Str(periodKey(a.Period)),
@@ -104,6 +148,10 @@ func historyItem(a *Alarm, body []byte, published bool, publishedAt, expires tim
 		"raised_by_shard":      window.Str(a.RaisedByShard),
 		"detected_at":          window.Str(a.DetectedAt.UTC().Format(time.RFC3339Nano)),
 		attrPublished:          window.Bool(published),
+		attrState:              window.Str(state),
+		attrClaim:              window.Str(claim),
+		attrDedupID:            window.Str(a.DedupID),
+		attrStateAt:            window.Str(now.UTC().Format(time.RFC3339Nano)),
 		attrBody:               window.Str(string(body)),
 		window.AttrExpiresAt:   window.Int(expires.Unix()),
 	}
@@ -130,7 +178,7 @@ func historyItem(a *Alarm, body []byte, published bool, publishedAt, expires tim
 		m[name] = &types.AttributeValueMemberL{Value: v}
 	}
 	if published {
-		m[attrPublishedAt] = window.Str(publishedAt.UTC().Format(time.RFC3339Nano))
+		m[attrPublishedAt] = window.Str(now.UTC().Format(time.RFC3339Nano))
 	}
 	return m
 }
@@ -198,6 +246,12 @@ func message(topic string, a *Alarm, body []byte) processors.Message {
 			"mode":     a.Mode,
 			"period":   periodKey(a.Period),
 			"orders":   strconv.FormatInt(a.Orders, 10),
+			"dedup_id": a.DedupID,
 		},
+		// One message group per alarm period: FIFO ordering across periods
+		// buys nothing, and a group blocked on one subscriber's failure
+		// would hold back no other alarm.
+		DedupID: a.DedupID,
+		GroupID: a.DedupID,
 	}
 }

@@ -13,17 +13,16 @@
 // previous flush's seconds once more; by then this shard's own write is
 // durable, so whichever shard's write completed last sees every count.
 //
-// Alarms (exactly one SNS message per period is the goal): the raiser
-// (1) records a pending marker for its shard, (2) elects itself with a
-// conditional put of the alarm-history item (published=false), (3)
-// publishes through the emitter and, on its next flush, when the message
-// is known to be out, marks the item published. A later owner of the
-// shard resumes every pending marker: it publishes alarms its shard won
-// but never confirmed. A crash between the publish and that confirmation
-// therefore publishes twice (at-least-once); every other crash point
-// publishes once. Shutdown claims but does not publish (the next owner
-// does); an alarm raised by a shard's very last flush (shard ended) is
-// published but stays published=false.
+// Alarms: a conditional put of the alarm-history item (state claimed)
+// elects one raiser per (alarm, period) fleet-wide. The raiser moves the
+// claim to publishing, publishes synchronously through Env.Publisher and
+// records it published at once; each step is conditional on the lease's
+// claim token, so a lease that lost the claim publishes nothing. A later
+// owner of the shard resumes pending alarms: a claimed one is published
+// once; one found in publishing may have gone out and is published again
+// with the same de-duplication id, which an SNS FIFO topic drops and a
+// standard topic's subscribers can drop (see README.md). Shutdown claims
+// but does not publish (the next owner does).
 //
 // Not on the window runner (pkg/processors/windowed): the alarm is a
 // sliding count evaluated per record with fleet-wide de-duplication

@@ -42,18 +42,14 @@ func TestIntegrationElection(t *testing.T) {
 	}
 	const shards, periods = 4, 3
 	clock := processortest.NewClock(time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC))
-	var mu sync.Mutex
-	var msgs []processors.Message
-	// write makes a recorder's output durable the way the pipeline does:
-	// items, then messages.
+	// Alarms are published synchronously, through the Env's publisher.
+	pub := &processortest.Publisher{}
+	// write makes a recorder's items durable the way the pipeline does.
 	write := func(ctx context.Context, rec *processortest.Recorder) error {
-		if err := writer.WriteItems(ctx, rec.Items); err != nil {
-			return err
+		if len(rec.Messages) > 0 {
+			return fmt.Errorf("%d messages through the emitter; alarms go through Env.Publisher", len(rec.Messages))
 		}
-		mu.Lock()
-		msgs = append(msgs, rec.Messages...)
-		mu.Unlock()
-		return nil
+		return writer.WriteItems(ctx, rec.Items)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, shards)
@@ -65,7 +61,7 @@ func TestIntegrationElection(t *testing.T) {
 				ctx := t.Context()
 				shard := fmt.Sprintf("shardId-%012d", s)
 				p, err := f(ctx, processors.Env{Shard: processors.Shard{Stream: "s", ShardID: shard, WorkerID: fmt.Sprint("w", s)},
-					Clock: clock, Store: store})
+					Clock: clock, Store: store, Publisher: pub})
 				if err != nil {
 					return err
 				}
@@ -110,6 +106,7 @@ func TestIntegrationElection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	msgs := pub.Take()
 	byPeriod := map[string]int{}
 	for _, m := range msgs {
 		byPeriod[m.Attributes["period"]]++

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
@@ -103,11 +105,12 @@ type factory struct {
 	width           int64 // window in seconds
 }
 
-// pendingAlarm is an alarm whose message this instance published (to
-// confirm on the next flush) or that a previous owner left unconfirmed.
+// pendingAlarm is an alarm a previous owner left unconfirmed, or one this
+// instance could not finish on a store or SNS error.
 type pendingAlarm struct {
-	a    *Alarm
-	body []byte
+	a     *Alarm
+	body  []byte
+	state string // history state when queued (unsent)
 }
 
 type processor struct {
@@ -127,11 +130,16 @@ type processor struct {
 	orders           map[int64]int64   // per-second counts for MetricOrders
 	reported         map[int64]float64 // MetricAlarm value last emitted per second
 	raised           map[string]time.Time
-	awaiting         []pendingAlarm // published; confirm on the next flush
 	resume           []pendingAlarm // left unconfirmed by a previous owner
 	retry            []*Alarm       // raising failed on a store error
+	unsent           []pendingAlarm // claimed by this lease, not yet out
+	unconfirmed      []pendingAlarm // published; recording that failed
 	lastWarn         time.Time
 	closed           bool
+	// token tells this lease's claims on alarm-history items apart from
+	// an earlier owner's of the same shard (a zombie that resumes after
+	// its lease was taken over finds its claim gone and does not publish).
+	token string
 }
 
 func (f *factory) new(ctx context.Context, env processors.Env) (processors.Processor, error) {
@@ -150,9 +158,13 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 		orders:   map[int64]int64{},
 		reported: map[int64]float64{},
 		raised:   map[string]time.Time{},
+		token:    fmt.Sprintf("%s/%s/%016x", env.Shard.WorkerID, env.Shard.ShardID, rand.Uint64()),
 	}
-	if f.topic == "" {
+	switch {
+	case f.topic == "":
 		log.Warn("no alarm topic configured: order floods are recorded in the alarm history but not published")
+	case env.Publisher == nil && env.Store != nil:
+		log.Warn("no SNS publisher: order floods are recorded in the alarm history but not published")
 	}
 	if env.Store != nil {
 		if err := p.restore(ctx); err != nil {
@@ -340,15 +352,14 @@ func (p *processor) Flush(ctx context.Context, out processors.Emitter) error {
 		return nil
 	}
 	now := p.env.Clock.Now()
-	p.confirm(out, now)
 	p.emitPartials(out, p.tr.Expire(now), now)
 	return p.evaluateAndRaise(ctx, out, now, true)
 }
 
 // Close implements processors.Processor. Shutdown claims new alarms
-// without publishing them: the next owner of the shard publishes them
-// once, which a publish here could not guarantee (it would republish an
-// alarm it cannot see confirmed).
+// without publishing them: the lease is being handed over, and the next
+// owner publishes a claimed alarm exactly once (its state says nothing
+// went out yet), without a shutdown deadline cutting the publish short.
 func (p *processor) Close(ctx context.Context, reason processors.Reason, out processors.Emitter) error {
 	if p.closed {
 		return nil
@@ -358,11 +369,9 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 	var err error
 	switch reason {
 	case processors.ShardEnded:
-		p.confirm(out, now)
 		p.emitPartials(out, p.tr.CloseAll(), now)
 		err = p.evaluateAndRaise(ctx, out, now, true)
 	case processors.Shutdown:
-		p.confirm(out, now)
 		p.emitPartials(out, p.tr.Expire(now), now)
 		err = p.evaluateAndRaise(ctx, out, now, false)
 	default: // LeaseLost: emit nothing
@@ -371,20 +380,8 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 	clear(p.recent)
 	clear(p.changed)
 	clear(p.recheck)
-	p.awaiting, p.resume, p.retry = nil, nil, nil
+	p.resume, p.retry, p.unsent, p.unconfirmed = nil, nil, nil, nil
 	return err
-}
-
-// confirm marks the alarms published by the previous batch: that batch
-// (messages included) is durable once Flush runs again.
-func (p *processor) confirm(out processors.Emitter, now time.Time) {
-	for _, pa := range p.awaiting {
-		expires := later(pa.a.Period, now).Add(p.f.retention)
-		out.Put(processors.Item{Table: p.f.alarms, Key: pa.a.ID + "|" + periodKey(pa.a.Period),
-			Attrs: historyItem(pa.a, pa.body, true, now, expires)})
-		out.Put(markerItem(p.f.results, p.f.cfg.Name, p.env.Shard.ShardID, pa.a, pa.body, true, now.Add(markerTTL)))
-	}
-	p.awaiting = p.awaiting[:0]
 }
 
 func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time) {
@@ -448,14 +445,33 @@ func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter
 		alarms = p.evaluate(out, work, data, now)
 	}
 
-	// Alarms a previous owner left unconfirmed, then those that failed on
-	// a store error, then the new ones.
-	for _, pa := range p.resume {
+	// Records of messages already out first (never publish them again),
+	// then messages SNS failed, then alarms a previous owner left
+	// unconfirmed, then those that failed on a store error, then the new
+	// ones.
+	unconfirmed := p.unconfirmed
+	p.unconfirmed = nil
+	for _, pa := range unconfirmed {
+		if err := p.confirm(ctx, out, pa.a, pa.body); err != nil {
+			return err
+		}
+	}
+	if publish {
+		unsent := p.unsent
+		p.unsent = nil
+		for _, pa := range unsent {
+			if err := p.deliver(ctx, out, pa.a, pa.body, pa.state); err != nil {
+				return err
+			}
+		}
+	}
+	resume := p.resume
+	p.resume = nil
+	for _, pa := range resume {
 		if err := p.raise(ctx, out, pa.a, pa.body, publish); err != nil {
 			return err
 		}
 	}
-	p.resume = p.resume[:0]
 	retry := p.retry
 	p.retry = nil
 	for _, a := range append(retry, alarms...) {
@@ -732,16 +748,22 @@ func (p *processor) details(key string, end, orders int64, data map[int64]shardD
 // (it is rendered here) and the stored body for resumed ones.
 //
 // The sequence survives a crash at any step: (1) a pending marker for this
-// shard goes to the results table, (2) a conditional put of the
-// alarm-history item (published=false) elects one raiser fleet-wide, (3)
-// the winner publishes through the emitter and confirms (published=true,
-// marker done) on its next flush. A later owner of the shard resumes
-// every marker not done: it retries (2) and, if this shard won but never
-// confirmed, publishes.
+// shard goes to the results table; (2) a conditional put of the
+// alarm-history item (state claimed, this lease's token) elects one
+// raiser fleet-wide; (3) deliver moves the claim to publishing, publishes
+// synchronously and at once records it published. A later owner of the
+// shard resumes every marker not done: it retries (2) and, if this shard
+// won but never recorded the message as published, takes the claim over
+// (a conditional put on the old token, so the old owner, should it wake
+// up, publishes nothing) and delivers it: exactly once from claimed,
+// again with the same de-duplication id from publishing (see deliver).
 func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm, body []byte, publish bool) error {
 	id := a.ID + "#" + periodKey(a.Period)
 	if _, done := p.raised[id]; done {
 		return nil
+	}
+	if a.DedupID == "" {
+		a.DedupID = dedupID(a.ID, a.Period)
 	}
 	if body == nil {
 		var err error
@@ -762,10 +784,11 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 	if _, err := st.PutIfAbsent(ctx, p.f.results, window.AttrPK, marker.Attrs); err != nil {
 		return p.retryLater(ctx, a, now, err)
 	}
-	won, err := st.PutIfAbsent(ctx, p.f.alarms, attrAlarm, historyItem(a, body, false, time.Time{}, later(a.Period, now).Add(p.f.retention)))
+	won, err := st.PutIfAbsent(ctx, p.f.alarms, attrAlarm, p.history(a, body, stateClaimed, now))
 	if err != nil {
 		return p.retryLater(ctx, a, now, err)
 	}
+	state := stateClaimed
 	if !won {
 		period := periodKey(a.Period)
 		items, err := st.Query(ctx, p.f.alarms, attrAlarm, a.ID, attrPeriod, period, period)
@@ -774,14 +797,24 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 		}
 		ours := false
 		if len(items) == 1 {
-			by, _ := window.GetStr(items[0], "raised_by_shard")
-			published, _ := window.GetBool(items[0], attrPublished)
-			stored, _ := window.GetStr(items[0], attrBody)
-			if by == shard && !published && stored != "" {
-				// This shard won before a crash and never confirmed:
-				// publish what the history item says.
-				if err := json.Unmarshal([]byte(stored), a); err == nil {
-					ours, body = true, []byte(stored)
+			it := items[0]
+			by, _ := window.GetStr(it, "raised_by_shard")
+			stored, _ := window.GetStr(it, attrBody)
+			state = stateOf(it)
+			if by == shard && state != statePublished && stored != "" {
+				// This shard won before a crash or hand-over and never
+				// recorded the message as out: take the claim over and
+				// deliver what the history item says.
+				var sa Alarm
+				if err := json.Unmarshal([]byte(stored), &sa); err == nil {
+					if sa.DedupID == "" {
+						sa.DedupID = dedupID(sa.ID, sa.Period)
+					}
+					ok, err := p.takeOver(ctx, &sa, []byte(stored), state, it)
+					if err != nil {
+						return p.retryLater(ctx, a, now, err)
+					}
+					ours, a, body = ok, &sa, []byte(stored)
 				}
 			}
 		}
@@ -792,7 +825,7 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 		}
 	}
 	p.raised[id] = a.Period
-	if p.f.topic == "" {
+	if p.f.topic == "" || p.env.Publisher == nil {
 		// Recorded in the history, never published: nothing to resume.
 		out.Put(markerItem(p.f.results, p.f.cfg.Name, shard, a, body, true, now.Add(markerTTL)))
 		return nil
@@ -800,9 +833,92 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 	if !publish {
 		return nil // the marker stays pending for the next owner
 	}
-	out.Publish(message(p.f.topic, a, body))
-	p.awaiting = append(p.awaiting, pendingAlarm{a: a, body: body})
+	return p.deliver(ctx, out, a, body, state)
+}
+
+// takeOver moves the claim of the history item it (this shard's, not
+// published) to this lease. It fails when someone else moved it first.
+func (p *processor) takeOver(ctx context.Context, a *Alarm, body []byte, state string, it map[string]types.AttributeValue) (bool, error) {
+	old, _ := window.GetStr(it, attrClaim)
+	if old == p.token {
+		return true, nil
+	}
+	cond := map[string]types.AttributeValue{attrPublished: window.Bool(false)}
+	if old != "" {
+		cond[attrClaim] = window.Str(old)
+	}
+	return p.env.Store.PutIf(ctx, p.f.alarms, attrAlarm, p.history(a, body, state, p.env.Clock.Now()), cond)
+}
+
+// deliver publishes a, claimed by this lease and in state claimed or
+// publishing, and records it published right after the publish returns:
+//
+//   - claimed -> publishing (conditional on this lease's token: a lease
+//     that lost the claim publishes nothing);
+//   - publish synchronously (Env.Publisher), with a.DedupID as the
+//     MessageDeduplicationId on FIFO topics and in the attributes and
+//     body on every topic;
+//   - publishing -> published (conditional on the token).
+//
+// A claim found in publishing may or may not have gone out (the owner
+// died between the publish and its record): it is published again with
+// the same de-duplication id. A FIFO topic drops that repeat when it comes
+// within its 5-minute de-duplication interval of the first; a standard
+// topic delivers it, and subscribers drop it by dedup_id.
+func (p *processor) deliver(ctx context.Context, out processors.Emitter, a *Alarm, body []byte, state string) error {
+	now := p.env.Clock.Now()
+	own := map[string]types.AttributeValue{attrClaim: window.Str(p.token)}
+	if state == stateClaimed {
+		ok, err := p.env.Store.PutIf(ctx, p.f.alarms, attrAlarm, p.history(a, body, statePublishing, now), own)
+		if err != nil {
+			return p.later(ctx, &p.unsent, a, body, stateClaimed, now, err)
+		}
+		if !ok {
+			p.log.Info("alarm claim taken over by a later owner of the shard; not publishing",
+				zap.String("alarm", a.ID), zap.String("period", periodKey(a.Period)))
+			return nil
+		}
+	} else {
+		p.log.Info("publishing again an alarm that may have gone out (same de-duplication id)",
+			zap.String("alarm", a.ID), zap.String("period", periodKey(a.Period)), zap.String("dedup_id", a.DedupID),
+			zap.Bool("fifo", isFIFO(p.f.topic)))
+	}
+	if err := p.env.Publisher.Publish(ctx, []processors.Message{message(p.f.topic, a, body)}); err != nil {
+		return p.later(ctx, &p.unsent, a, body, statePublishing, now, err)
+	}
+	return p.confirm(ctx, out, a, body)
+}
+
+// confirm records a as published: the history item (conditional on this
+// lease's claim) and the shard's marker.
+func (p *processor) confirm(ctx context.Context, out processors.Emitter, a *Alarm, body []byte) error {
+	now := p.env.Clock.Now()
+	own := map[string]types.AttributeValue{attrClaim: window.Str(p.token)}
+	if _, err := p.env.Store.PutIf(ctx, p.f.alarms, attrAlarm, p.history(a, body, statePublished, now), own); err != nil {
+		// Retried before anything else on the next flush; the message is
+		// out and is not published again by this lease.
+		return p.later(ctx, &p.unconfirmed, a, body, statePublishing, now, err)
+	}
+	out.Put(markerItem(p.f.results, p.f.cfg.Name, p.env.Shard.ShardID, a, body, true, now.Add(markerTTL)))
 	return nil
+}
+
+// later queues a for the next flush after a store or SNS error, unless
+// ctx ended (the lease is going away: the next owner resumes it).
+func (p *processor) later(ctx context.Context, q *[]pendingAlarm, a *Alarm, body []byte, state string, now time.Time, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: alarm %s: %w", Name, a.ID, err)
+	}
+	p.warn(now, "alarm delivery deferred", err)
+	if len(*q) < maxRetryAlarms {
+		*q = append(*q, pendingAlarm{a: a, body: body, state: state})
+	}
+	return nil
+}
+
+// history returns a's alarm-history item in state, claimed by this lease.
+func (p *processor) history(a *Alarm, body []byte, state string, now time.Time) map[string]types.AttributeValue {
+	return historyItem(a, body, state, p.token, now, later(a.Period, now).Add(p.f.retention))
 }
 
 func (p *processor) retryLater(ctx context.Context, a *Alarm, now time.Time, err error) error {

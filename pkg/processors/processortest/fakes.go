@@ -70,6 +70,51 @@ func (r *Recorder) Reset() {
 	r.Items, r.Messages, r.Data = r.Items[:0], r.Messages[:0], r.Data[:0]
 }
 
+// Publisher is a fake processors.Publisher (the Env's synchronous one)
+// that keeps every message it accepted. It is safe for concurrent use.
+type Publisher struct {
+	mu    sync.Mutex
+	taken int
+	// Messages is every message accepted, in order.
+	Messages []processors.Message
+	// Fail, when set, is returned instead of accepting.
+	Fail error
+	// After, when set, runs after each accepted message: a test cancels
+	// the processor's context there to kill it between publishing and
+	// confirming.
+	After func(processors.Message)
+}
+
+// Publish implements processors.Publisher.
+func (p *Publisher) Publish(ctx context.Context, msgs []processors.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.Fail != nil {
+		p.mu.Unlock()
+		return p.Fail
+	}
+	p.Messages = append(p.Messages, msgs...)
+	after := p.After
+	p.mu.Unlock()
+	if after != nil {
+		for _, m := range msgs {
+			after(m)
+		}
+	}
+	return nil
+}
+
+// Take returns the messages accepted since the previous Take.
+func (p *Publisher) Take() []processors.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Clone(p.Messages[p.taken:])
+	p.taken = len(p.Messages)
+	return out
+}
+
 // Store is an in-memory processors.Store with DynamoDB's key semantics
 // (items are unique per partition+sort key; Query returns sort key order).
 // It is safe for concurrent use.
@@ -178,6 +223,33 @@ func (s *Store) PutIfAbsent(ctx context.Context, table, keyAttr string, item map
 	}
 	if _, exists := s.tables[table][pk][sk]; exists {
 		return false, nil
+	}
+	s.put(table, pk, sk, item)
+	return true, nil
+}
+
+// PutIf implements processors.Store.
+func (s *Store) PutIf(ctx context.Context, table, keyAttr string, item, cond map[string]types.AttributeValue) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Fail != nil {
+		return false, s.Fail
+	}
+	pk, sk, err := s.itemKey(table, item)
+	if err != nil {
+		return false, err
+	}
+	old, exists := s.tables[table][pk][sk]
+	if !exists {
+		return false, nil
+	}
+	for name, want := range cond {
+		if got, ok := old[name]; !ok || Printable(got) != Printable(want) {
+			return false, nil
+		}
 	}
 	s.put(table, pk, sk, item)
 	return true, nil

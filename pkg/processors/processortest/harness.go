@@ -15,12 +15,18 @@ import (
 // lease, Process then Flush per batch, every emitted item written to the
 // Store before the next batch. Panics come back as errors so a test
 // reports them instead of dying.
+//
+// Messages a processor publishes synchronously (Env.Publisher) are added
+// to the Recorder of the call that published them, after those emitted
+// through the Emitter.
 type Harness struct {
 	Factory processors.Factory
 	Store   *Store
 	Clock   *Clock
 	Shard   processors.Shard
 	Logger  *zap.Logger
+	// Publisher is the Env's synchronous publisher (default: a new fake).
+	Publisher *Publisher
 }
 
 // Env returns the Env the harness passes to the Factory.
@@ -29,7 +35,17 @@ func (h *Harness) Env() processors.Env {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	return processors.Env{Shard: h.Shard, Logger: lg, Clock: h.Clock, Store: h.Store}
+	if h.Publisher == nil {
+		h.Publisher = &Publisher{}
+	}
+	return processors.Env{Shard: h.Shard, Logger: lg, Clock: h.Clock, Store: h.Store, Publisher: h.Publisher}
+}
+
+// published moves what the processor published synchronously into rec.
+func (h *Harness) published(rec *Recorder) {
+	if h.Publisher != nil {
+		rec.Messages = append(rec.Messages, h.Publisher.Take()...)
+	}
 }
 
 // Start builds a processor for a new lease of h.Shard.
@@ -55,6 +71,7 @@ func (h *Harness) Batch(ctx context.Context, p processors.Processor, recs []reco
 // Emit is Batch without writing to the store (a crash before the write).
 func (h *Harness) Emit(ctx context.Context, p processors.Processor, recs []records.Record) (rec *Recorder, err error) {
 	rec = &Recorder{}
+	defer h.published(rec)
 	defer catch(&err, "process")
 	if err := p.Process(ctx, recs, rec); err != nil {
 		return rec, fmt.Errorf("process: %w", err)
@@ -69,6 +86,7 @@ func (h *Harness) Emit(ctx context.Context, p processors.Processor, recs []recor
 func (h *Harness) Flush(ctx context.Context, p processors.Processor) (rec *Recorder, err error) {
 	rec = &Recorder{}
 	defer catch(&err, "flush")
+	defer h.published(rec)
 	if err := p.Flush(ctx, rec); err != nil {
 		return rec, fmt.Errorf("flush: %w", err)
 	}
@@ -79,6 +97,7 @@ func (h *Harness) Flush(ctx context.Context, p processors.Processor) (rec *Recor
 func (h *Harness) Close(ctx context.Context, p processors.Processor, reason processors.Reason) (rec *Recorder, err error) {
 	rec = &Recorder{}
 	defer catch(&err, "close")
+	defer h.published(rec)
 	if err := p.Close(ctx, reason, rec); err != nil {
 		return rec, fmt.Errorf("close(%s): %w", reason, err)
 	}

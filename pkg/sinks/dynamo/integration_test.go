@@ -185,6 +185,49 @@ func TestIntegrationPutIfAbsent(t *testing.T) {
 	}
 }
 
+// TestIntegrationPutIf: a conditional overwrite writes only an existing
+// item whose condition attributes match (the alarm claim's token and
+// state), on DynamoDB Local.
+func TestIntegrationPutIf(t *testing.T) {
+	client, table := localTable(t, "sinks-claims", "alarm", "period")
+	s, err := NewStore(client, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := func(claim, state string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{
+			"alarm":  &types.AttributeValueMemberS{Value: "order-flood"},
+			"period": &types.AttributeValueMemberS{Value: "2026-11-22T09:41"},
+			"claim":  &types.AttributeValueMemberS{Value: claim},
+			"state":  &types.AttributeValueMemberS{Value: state},
+		}
+	}
+	cond := func(claim string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"claim": &types.AttributeValueMemberS{Value: claim}}
+	}
+	if got, err := s.PutIf(t.Context(), table, "alarm", item("a", "publishing"), cond("a")); err != nil || got {
+		t.Fatalf("PutIf on a missing item = %v, %v; want false (it must exist)", got, err)
+	}
+	if _, err := s.PutIfAbsent(t.Context(), table, "alarm", item("a", "claimed")); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct {
+		item, cond map[string]types.AttributeValue
+		want       bool
+	}{
+		{item("a", "publishing"), cond("a"), true},
+		{item("b", "publishing"), cond("b"), false}, // not b's claim
+		{item("b", "publishing"), cond("a"), true},  // b takes a's claim over
+		{item("a", "published"), cond("a"), false},  // a, woken up, lost it
+		{item("b", "published"), nil, true},         // no condition but existence
+	} {
+		got, err := s.PutIf(t.Context(), table, "alarm", tt.item, tt.cond)
+		if err != nil || got != tt.want {
+			t.Errorf("put %d = %v, %v; want %v", i, got, err, tt.want)
+		}
+	}
+}
+
 func TestIntegrationDeadLetters(t *testing.T) {
 	client, table := localTable(t, "sinks-deadletter", "pk", "sk")
 	now := time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -169,6 +172,58 @@ func (s *Store) PutIfAbsent(ctx context.Context, table, keyAttr string, item map
 	})
 	if err != nil {
 		return false, fmt.Errorf("put if absent %s: %w", table, err)
+	}
+	if wrote {
+		s.written.Add(1)
+	} else {
+		s.existing.Add(1)
+	}
+	return wrote, nil
+}
+
+// PutIf overwrites the item with item's key if it exists (condition
+// attribute_exists(keyAttr)) and every attribute of cond equals its value
+// there, and reports whether it wrote. Like PutIfAbsent, a retried put
+// whose condition fails counts as ours when the stored item equals item:
+// the first attempt wrote it before its response was lost.
+func (s *Store) PutIf(ctx context.Context, table, keyAttr string, item, cond map[string]types.AttributeValue) (bool, error) {
+	s.puts.Add(1)
+	names := map[string]string{"#k": keyAttr}
+	values := map[string]types.AttributeValue{}
+	expr := "attribute_exists(#k)"
+	for i, name := range slices.Sorted(maps.Keys(cond)) {
+		n, v := "#c"+strconv.Itoa(i), ":c"+strconv.Itoa(i)
+		names[n], values[v] = name, cond[name]
+		expr += " AND " + n + " = " + v
+	}
+	in := &dynamodb.PutItemInput{
+		TableName:                           aws.String(table),
+		Item:                                item,
+		ConditionExpression:                 aws.String(expr),
+		ExpressionAttributeNames:            names,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	attempts := 0
+	var wrote bool
+	err := s.do(ctx, func(ctx context.Context) error {
+		attempts++
+		_, err := s.api.PutItem(ctx, in)
+		if err == nil {
+			wrote = true
+			return nil
+		}
+		if !sinks.IsConditionFailed(err) {
+			return err
+		}
+		var ccf *types.ConditionalCheckFailedException
+		wrote = attempts > 1 && errors.As(err, &ccf) && attrsEqual(ccf.Item, item)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("put if %s: %w", table, err)
 	}
 	if wrote {
 		s.written.Add(1)

@@ -365,7 +365,7 @@ func TestItemWriterBoundedConcurrency(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.WriteItems(t.Context(), items) }()
 	// Wait until the writer has filled its window, then release it.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		f.mu.Lock()
 		in := f.inFlight

@@ -110,7 +110,13 @@ type entry struct {
 	body    string
 	attrs   map[string]types.MessageAttributeValue
 	size    int
+	// dedup and group are set on FIFO topics only.
+	dedup, group *string
 }
+
+// IsFIFO reports whether topicARN names an SNS FIFO topic: FIFO topic
+// names must end in ".fifo", so the ARN says which kind a topic is.
+func IsFIFO(topicARN string) bool { return strings.HasSuffix(topicARN, ".fifo") }
 
 // Publish sends msgs, in order per topic, and returns when SNS accepted
 // all of them, or with an error wrapping a *sinks.BatchError listing those
@@ -174,6 +180,18 @@ func (p *Publisher) entry(i int, m *results.Message) (entry, error) {
 	case !utf8.Valid(m.Body):
 		return e, fmt.Errorf("%w: message body is not UTF-8", sinks.ErrInvalidInput)
 	}
+	if IsFIFO(e.topic) {
+		// SNS drops a FIFO message whose MessageDeduplicationId it saw in
+		// the last 5 minutes, and requires a MessageGroupId. Standard
+		// topics get neither: SNS would reject them there.
+		if m.DedupID == "" || m.GroupID == "" {
+			return e, fmt.Errorf("%w: message to FIFO topic %s without a de-duplication and group id", sinks.ErrInvalidInput, e.topic)
+		}
+		if len(m.DedupID) > 128 || len(m.GroupID) > 128 {
+			return e, fmt.Errorf("%w: FIFO de-duplication or group id longer than 128 characters", sinks.ErrInvalidInput)
+		}
+		e.dedup, e.group = aws.String(m.DedupID), aws.String(m.GroupID)
+	}
 	e.size = len(e.body) + len(e.subject)
 	for name, v := range m.Attributes {
 		if v == "" {
@@ -214,7 +232,8 @@ func checkAttrName(name string) error {
 }
 
 func (p *Publisher) publishOne(ctx context.Context, e entry) []sinks.Failure {
-	in := &sns.PublishInput{TopicArn: aws.String(e.topic), Message: aws.String(e.body), MessageAttributes: e.attrs}
+	in := &sns.PublishInput{TopicArn: aws.String(e.topic), Message: aws.String(e.body), MessageAttributes: e.attrs,
+		MessageDeduplicationId: e.dedup, MessageGroupId: e.group}
 	if e.subject != "" {
 		in.Subject = aws.String(e.subject)
 	}
@@ -256,7 +275,8 @@ func (p *Publisher) publishBatch(ctx context.Context, topic string, es []entry) 
 			if _, ok := pending[id]; !ok {
 				continue
 			}
-			be := types.PublishBatchRequestEntry{Id: aws.String(id), Message: aws.String(e.body), MessageAttributes: e.attrs}
+			be := types.PublishBatchRequestEntry{Id: aws.String(id), Message: aws.String(e.body), MessageAttributes: e.attrs,
+				MessageDeduplicationId: e.dedup, MessageGroupId: e.group}
 			if e.subject != "" {
 				be.Subject = aws.String(e.subject)
 			}

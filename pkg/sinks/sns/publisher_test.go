@@ -3,6 +3,10 @@ package sns
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +243,81 @@ func TestSanitizeSubject(t *testing.T) {
 		if len(got) > MaxSubject {
 			t.Errorf("SanitizeSubject(%q) is %d long", tt.in, len(got))
 		}
+	}
+}
+
+// captureSNS is an SNS endpoint that accepts every Publish and
+// PublishBatch entry and keeps the form each request carried on the wire,
+// so a test sees exactly what the SDK sent (goaws v0.5.4 parses but
+// ignores MessageDeduplicationId and MessageGroupId on SNS publishes, so
+// a FIFO topic there would not show whether they were sent).
+type captureSNS struct {
+	mu    sync.Mutex
+	forms []url.Values
+}
+
+func (c *captureSNS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	c.forms = append(c.forms, r.PostForm)
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml")
+	switch r.PostForm.Get("Action") {
+	case "PublishBatch":
+		var ok strings.Builder
+		for i := 1; r.PostForm.Get(fmt.Sprintf("PublishBatchRequestEntries.member.%d.Id", i)) != ""; i++ {
+			fmt.Fprintf(&ok, "<member><Id>%s</Id><MessageId>x%d</MessageId></member>",
+				r.PostForm.Get(fmt.Sprintf("PublishBatchRequestEntries.member.%d.Id", i)), i)
+		}
+		fmt.Fprintf(w, `<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult><Successful>%s</Successful><Failed></Failed></PublishBatchResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>`, ok.String())
+	default:
+		fmt.Fprint(w, `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>x</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishResponse>`)
+	}
+}
+
+// TestFIFOIDsOnTheWire: a FIFO topic's messages carry the message's
+// DedupID and GroupID as MessageDeduplicationId and MessageGroupId, in
+// both PublishBatch and Publish; a standard topic's carry neither (SNS
+// rejects them there); a FIFO message without ids is invalid input.
+func TestFIFOIDsOnTheWire(t *testing.T) {
+	const fifo, std = "arn:aws:sns:us-east-1:000000000000:alarms.fifo", "arn:aws:sns:us-east-1:000000000000:alarms"
+	for _, sequential := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sequential=%v", sequential), func(t *testing.T) {
+			capt := &captureSNS{}
+			srv := httptest.NewServer(capt)
+			defer srv.Close()
+			client := sns.New(sns.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: aws.AnonymousCredentials{}, HTTPClient: srv.Client()})
+			p, err := New(client, Options{Sequential: sequential})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := []processors.Message{
+				{Topic: fifo, Body: []byte(`{"a":1}`), DedupID: "of-1", GroupID: "of-1"},
+				{Topic: std, Body: []byte(`{"a":2}`), DedupID: "of-2", GroupID: "of-2", Attributes: map[string]string{"dedup_id": "of-2"}},
+			}
+			if err := p.Publish(t.Context(), msgs); err != nil {
+				t.Fatal(err)
+			}
+			prefix := "PublishBatchRequestEntries.member.1."
+			if sequential {
+				prefix = ""
+			}
+			got := map[string][2]string{}
+			for _, f := range capt.forms {
+				got[f.Get("TopicArn")] = [2]string{f.Get(prefix + "MessageDeduplicationId"), f.Get(prefix + "MessageGroupId")}
+			}
+			want := map[string][2]string{fifo: {"of-1", "of-1"}, std: {"", ""}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ids on the wire (-want +got):\n%s", diff)
+			}
+			err = p.Publish(t.Context(), []processors.Message{{Topic: fifo, Body: []byte("x")}})
+			if !errors.Is(err, sinks.ErrInvalidInput) {
+				t.Errorf("FIFO message without ids: err = %v; want ErrInvalidInput", err)
+			}
+		})
 	}
 }

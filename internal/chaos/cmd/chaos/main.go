@@ -40,7 +40,10 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	cfg := chaos.Config{Seed: uint64(time.Now().UnixNano()), FaultCount: 10, Log: os.Stderr}
+	// 50 faults: about 10 of each kind, enough for a median and a max of
+	// the recovery time per kind (issue 15).
+	cfg := chaos.Config{Seed: uint64(time.Now().UnixNano()), FaultCount: 50, Log: os.Stderr,
+		Topic: chaos.TopicKind(os.Getenv("SHARDWATCH_CHAOS_TOPIC"))}
 	if v := os.Getenv("SHARDWATCH_CHAOS_SEED"); v != "" {
 		s, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
