@@ -295,7 +295,7 @@ func TestFIFOIDsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msgs := []processors.Message{
+			msgs := []results.Message{
 				{Topic: fifo, Body: []byte(`{"a":1}`), DedupID: "of-1", GroupID: "of-1"},
 				{Topic: std, Body: []byte(`{"a":2}`), DedupID: "of-2", GroupID: "of-2", Attributes: map[string]string{"dedup_id": "of-2"}},
 			}
@@ -314,7 +314,7 @@ func TestFIFOIDsOnTheWire(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ids on the wire (-want +got):\n%s", diff)
 			}
-			err = p.Publish(t.Context(), []processors.Message{{Topic: fifo, Body: []byte("x")}})
+			err = p.Publish(t.Context(), []results.Message{{Topic: fifo, Body: []byte("x")}})
 			if !errors.Is(err, sinks.ErrInvalidInput) {
 				t.Errorf("FIFO message without ids: err = %v; want ErrInvalidInput", err)
 			}
