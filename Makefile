@@ -96,9 +96,10 @@ lint: ## gofmt (fails on diffs), go vet, staticcheck
 vulncheck: ## Known vulnerabilities in dependencies (govulncheck against GOVULNDB)
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db '$(GOVULNDB)' $(PKGS)
 
-eval-bots: ## User-Agent classifier evaluation: installs pinned npm corpora into .cache/uaeval, prints recall/specificity/library share and misses
+eval-bots: ## Bot evaluation: User-Agent classifier on pinned npm corpora (.cache/uaeval), then botdetect's behaviour on the shared logs with an injected attack; prints recall/specificity/library share and misses
 	scripts/uaeval install >/dev/null
 	$(GO) test -count=1 -run 'Eval' -v ./pkg/useragent/
+	$(GO) test -count=1 -run 'Eval' -v ./pkg/processors/botdetect/
 
 # The long chaos run: 50 faults on a fixed seed unless told otherwise
 # (SHARDWATCH_CHAOS_SEED=... make chaos); about 10 minutes. It takes the

@@ -198,8 +198,8 @@ func TestAPI(t *testing.T) {
 		}
 		want := dashboard.Bots{Found: true, WindowStart: &t0, WindowEnd: ptr(t0.Add(10 * time.Second)), Final: true,
 			Requests: 55, BotRequests: 7, BotShare: 7.0 / 55, IPs: 5, FlaggedIPs: 1, FlaggedRequests: 7,
-			Flagged: []dashboard.BotIP{{IP: "198.51.100.5", Reasons: []string{"ua:Googlebot"}, Requests: 7, Bytes: 3500,
-				Host: "img.example.com", UA: "Googlebot"}}}
+			Flagged: []dashboard.BotIP{{IP: "198.51.100.5", Reasons: []string{"ua:crawlerdetect:Googlebot"}, Requests: 7, Bytes: 3500,
+				Host: "img.example.com", UA: "crawlerdetect:Googlebot"}}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("bots (-want +got):\n%s", diff)
 		}

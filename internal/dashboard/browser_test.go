@@ -374,7 +374,7 @@ func expectedPage(base time.Time) pageSummary {
 			{"198.51.100.5", "7", "3.50 KB"},
 		},
 		BotShare: "12.7%", // 7 of 55 requests with a Googlebot User-Agent
-		Bots:     [][]string{{"198.51.100.5", "ua:Googlebot", "7"}},
+		Bots:     [][]string{{"198.51.100.5", "ua:crawlerdetect:Googlebot", "7"}},
 		Alarm:    []string{"order-flood", "true", "5"},
 		Foot:     "55 requests, 14.5 KB in the window from 2 shard(s); counts exact",
 	}

@@ -26,6 +26,8 @@ type Config struct {
 	Signals `yaml:",inline"`
 	// UserAgents configures the User-Agent detector.
 	UserAgents UAConfig `yaml:"user_agents"`
+	// Profile configures the per-IP behaviour profile across windows.
+	Profile ProfileConfig `yaml:"profile"`
 }
 
 // Signals are the behaviour thresholds; Merge needs them too.
@@ -50,6 +52,7 @@ func DefaultConfig() Config {
 		UserAgents: UAConfig{
 			CacheSize: DefaultCacheSize,
 		},
+		Profile: defaultProfileConfig(),
 	}
 }
 
@@ -74,8 +77,10 @@ func (c Config) Validate(path string) error {
 		// The 256-bit sketch saturates near 1,400; above ~500 its error grows.
 		return processors.FieldError(path+".crawl_paths", "must be between 0 (disabled) and 500")
 	}
-	_, _, err := c.UserAgents.validate(path + ".user_agents")
-	return err
+	if err := c.UserAgents.validate(path + ".user_agents"); err != nil {
+		return err
+	}
+	return c.Profile.validate(path + ".profile")
 }
 
 // DecodeConfig decodes settings strictly over the defaults and validates

@@ -4,10 +4,19 @@
 // paths without a referer).
 //
 // User-Agents are classified by a Detector shared by all shards of a
-// worker: allow and deny patterns, then crawlerdetect's patterns behind an
-// LRU cache. On a cache miss an exact re-implementation (useragent.CrawlerMatcher) of crawlerdetect's
-// matching (same verdict, proven on the shared data and by fuzzing) costs
-// a few microseconds instead of the library's 90-300.
+// worker: pkg/useragent's classifier (bot, human, library, unknown, with
+// a reason) behind its LRU cache. Class bot flags; libraries (HTTP
+// clients, SDKs, feed readers, unfurlers) are counted as their own class
+// (library_requests, LibraryRequests) and never flagged for their UA.
+//
+// Each shard also keeps a bounded behaviour profile per client IP and per
+// session id (profile.go): exponentially decayed counters over a short
+// (1 h) and a long (24 h) horizon, inter-request gap regularity and path
+// entropy, scored on every request; a flagging verdict is recorded in the
+// IP's state of the window the request falls in, so a client flagged in
+// hour 2 is reported for hour 2. Profiles are written every
+// profile.persist_every (not per batch) with the position they cover; a
+// new owner restores them and feeds them the replayed records after it.
 //
 // Per window and shard the processor writes partial items holding every
 // IP's counters (chunked to stay under DynamoDB's item limit); a new lease

@@ -27,7 +27,10 @@ const (
 	attrHosts       = "hosts"             // L of S: host table
 	attrNames       = "ua_names"          // L of S: crawler-name table
 	attrRequests    = "requests"          // N
-	attrBotRequests = "bot_requests"      // N: requests with a crawler UA
+	attrBotRequests = "bot_requests"      // N: requests with a bot UA
+	attrLibRequests = "library_requests"  // N: requests with a library UA
+	attrLibIPs      = "library_ips"       // N (global): IPs with library requests and no bot ones
+	attrProfileIPs  = "profile_ips"       // N (global): IPs flagged by their profile
 	attrOverflow    = "overflow_requests" // N: requests of untracked IPs
 	attrIPs         = "ips"               // N: distinct IPs
 	attrFinalShards = "final_shards"      // N (global): merged partials that were final
@@ -63,12 +66,13 @@ func partialItems(table string, k window.Keys, shardID string, start, end time.T
 		if c == 0 {
 			sk = window.ShardSK(shardID)
 			attrs = window.Header{PK: pk, SK: sk, Kind: window.KindPartial, Shard: shardID, Start: start, End: end,
-				Pos: pos, Final: final, ExpiresAt: expires}.Attrs(9)
+				Pos: pos, Final: final, ExpiresAt: expires}.Attrs(10)
 			attrs[attrChunks] = window.Int(int64(n))
 			attrs[attrHosts] = strList(s.hosts.strs[1:])
 			attrs[attrNames] = strList(s.names.strs[1:])
 			attrs[attrRequests] = window.Int(s.totals.Requests)
 			attrs[attrBotRequests] = window.Int(s.totals.BotRequests)
+			attrs[attrLibRequests] = window.Int(s.totals.LibRequests)
 			attrs[attrOverflow] = window.Int(s.totals.Overflow)
 			attrs[attrIPs] = window.Int(int64(len(s.ips)))
 		} else {
@@ -139,6 +143,7 @@ func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardP
 		p.chunks = int(n)
 		p.totals.Requests, _ = window.GetInt(it, attrRequests)
 		p.totals.BotRequests, _ = window.GetInt(it, attrBotRequests)
+		p.totals.LibRequests, _ = window.GetInt(it, attrLibRequests)
 		p.totals.Overflow, _ = window.GetInt(it, attrOverflow)
 		p.hosts = append([]string{""}, readStrList(it, attrHosts)...)
 		p.names = append([]string{""}, readStrList(it, attrNames)...)
@@ -201,13 +206,19 @@ func restoreState(p *shardPartial) *winState {
 // FlaggedIP is one IP flagged in a window.
 type FlaggedIP struct {
 	IP string
-	// Reasons are "ua:<crawler name>", "rate", "robots" and "crawl".
+	// Reasons are "ua:<source>:<rule>" (the User-Agent classifier's
+	// reason, e.g. "ua:crawlerdetect:AhrefsBot"), "rate", "robots",
+	// "crawl" and "profile:<signal>" (see README).
 	Reasons     []string
 	Requests    int64
 	Bytes       int64
-	BotRequests int64  // requests with a crawler User-Agent
-	Host        string // first virtual host or CloudFront edge seen
-	UA          string // first crawler name seen ("" if none)
+	BotRequests int64 // requests with a bot User-Agent
+	LibRequests int64 // requests with a library User-Agent
+	// Score is the highest profile score in the window (0-1 and above;
+	// the profile flags at profile.threshold).
+	Score float64
+	Host  string // first virtual host or CloudFront edge seen
+	UA    string // classifier reason of the first bot or library User-Agent ("" if none)
 }
 
 // Result is the fleet-wide bot detection result of one window.
@@ -218,14 +229,26 @@ type Result struct {
 	// had traffic in the window has finalised it.
 	Shards, FinalShards int
 	Requests            int64
-	BotRequests         int64 // requests with a crawler User-Agent
+	BotRequests         int64 // requests with a bot User-Agent
+	LibRequests         int64 // requests with a library User-Agent (not bots)
 	Overflow            int64 // requests of IPs beyond max_ips
 	IPs                 int   // distinct IPs
+	// LibraryIPs counts IPs with library requests and no bot requests;
+	// ProfileIPs the flagged IPs with a profile reason.
+	LibraryIPs, ProfileIPs int
 	// FlaggedIPs and FlaggedRequests count every flagged IP; Flagged lists
 	// the most active ones (requests desc, then IP).
 	FlaggedIPs      int
 	FlaggedRequests int64
 	Flagged         []FlaggedIP
+}
+
+// LibraryShare returns LibRequests / Requests (0 when there were none).
+func (r Result) LibraryShare() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(r.LibRequests) / float64(r.Requests)
 }
 
 // BotShare returns BotRequests / Requests (0 when there were none).
@@ -268,6 +291,7 @@ func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) 
 		}
 		r.Requests += p.totals.Requests
 		r.BotRequests += p.totals.BotRequests
+		r.LibRequests += p.totals.LibRequests
 		r.Overflow += p.totals.Overflow
 		for _, ip := range p.order {
 			st := p.ips[ip]
@@ -279,6 +303,11 @@ func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) 
 			m.Requests += st.Requests
 			m.Bytes = satAdd(m.Bytes, st.Bytes)
 			m.BotRequests += st.BotRequests
+			m.LibRequests += st.LibRequests
+			m.Assets += st.Assets
+			m.Referred += st.Referred
+			m.PScore = max(m.PScore, st.PScore)
+			m.PSignals |= st.PSignals
 			m.Robots = m.Robots || st.Robots
 			m.NoRef = m.NoRef || st.NoRef
 			m.Paths.merge(st.Paths)
@@ -292,14 +321,20 @@ func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) 
 	}
 	r.IPs = len(all)
 	for ip, m := range all {
+		if m.LibRequests > 0 && m.BotRequests == 0 {
+			r.LibraryIPs++
+		}
 		reasons := sig.reasons(&m.ipStat, m.ua)
 		if len(reasons) == 0 {
 			continue
 		}
 		r.FlaggedIPs++
+		if m.PSignals != 0 {
+			r.ProfileIPs++
+		}
 		r.FlaggedRequests += m.Requests
 		r.Flagged = append(r.Flagged, FlaggedIP{IP: ip, Reasons: reasons, Requests: m.Requests, Bytes: m.Bytes,
-			BotRequests: m.BotRequests, Host: m.host, UA: m.ua})
+			BotRequests: m.BotRequests, LibRequests: m.LibRequests, Score: float64(m.PScore) / 100, Host: m.host, UA: m.ua})
 	}
 	slices.SortFunc(r.Flagged, func(a, b FlaggedIP) int {
 		if c := cmp.Compare(b.Requests, a.Requests); c != 0 {
@@ -313,7 +348,8 @@ func Merge(sig Signals, maxReport int, items []map[string]types.AttributeValue) 
 	return r, nil
 }
 
-// reasons returns why st is flagged (nil if it is not).
+// reasons returns why st is flagged (nil if it is not). A library
+// User-Agent alone does not flag: libraries are their own class.
 func (sig Signals) reasons(st *ipStat, ua string) []string {
 	var rs []string
 	if st.BotRequests > 0 {
@@ -322,7 +358,10 @@ func (sig Signals) reasons(st *ipStat, ua string) []string {
 		}
 		rs = append(rs, "ua:"+ua)
 	}
-	if sig.RateRequests > 0 && st.Requests >= sig.RateRequests {
+	// The NAT guard: a burst of mostly assets with referers is browsers
+	// (often many behind one address), not a bot, whatever its rate.
+	if sig.RateRequests > 0 && st.Requests >= sig.RateRequests &&
+		!humanLike(float64(st.Assets), float64(st.Referred), float64(st.Requests)) {
 		rs = append(rs, "rate")
 	}
 	if sig.Robots && st.Robots {
@@ -331,18 +370,21 @@ func (sig Signals) reasons(st *ipStat, ua string) []string {
 	if sig.CrawlPaths > 0 && st.NoRef && st.Paths.estimate() >= float64(sig.CrawlPaths) {
 		rs = append(rs, "crawl")
 	}
-	return rs
+	return profileReasons(rs, st.PSignals)
 }
 
 // globalItem returns r as the window's global item.
 func globalItem(table string, k window.Keys, r Result, expires time.Time) processors.Item {
 	pk := k.Window(r.Start)
 	attrs := window.Header{PK: pk, SK: window.GlobalSK, Kind: window.KindGlobal, Start: r.Start, End: r.End,
-		Final: r.Shards > 0 && r.FinalShards == r.Shards, ExpiresAt: expires}.Attrs(10)
+		Final: r.Shards > 0 && r.FinalShards == r.Shards, ExpiresAt: expires}.Attrs(13)
 	attrs[window.AttrMerged] = window.Int(int64(r.Shards))
 	attrs[attrFinalShards] = window.Int(int64(r.FinalShards))
 	attrs[attrRequests] = window.Int(r.Requests)
 	attrs[attrBotRequests] = window.Int(r.BotRequests)
+	attrs[attrLibRequests] = window.Int(r.LibRequests)
+	attrs[attrLibIPs] = window.Int(int64(r.LibraryIPs))
+	attrs[attrProfileIPs] = window.Int(int64(r.ProfileIPs))
 	attrs[attrBotShare] = window.Float(r.BotShare())
 	attrs[attrOverflow] = window.Int(r.Overflow)
 	attrs[attrIPs] = window.Int(int64(r.IPs))
@@ -356,6 +398,12 @@ func globalItem(table string, k window.Keys, r Result, expires time.Time) proces
 			"requests":     window.Int(f.Requests),
 			"bytes":        window.Int(f.Bytes),
 			"bot_requests": window.Int(f.BotRequests),
+		}
+		if f.LibRequests > 0 {
+			m["library_requests"] = window.Int(f.LibRequests)
+		}
+		if f.Score > 0 {
+			m["score"] = window.Float(f.Score)
 		}
 		if f.Host != "" {
 			m["host"] = window.Str(f.Host)
@@ -383,6 +431,11 @@ func ParseGlobal(item map[string]types.AttributeValue) (Result, error) {
 	r.FinalShards = int(n)
 	r.Requests, _ = window.GetInt(item, attrRequests)
 	r.BotRequests, _ = window.GetInt(item, attrBotRequests)
+	r.LibRequests, _ = window.GetInt(item, attrLibRequests)
+	n, _ = window.GetInt(item, attrLibIPs)
+	r.LibraryIPs = int(n)
+	n, _ = window.GetInt(item, attrProfileIPs)
+	r.ProfileIPs = int(n)
 	r.Overflow, _ = window.GetInt(item, attrOverflow)
 	n, _ = window.GetInt(item, attrIPs)
 	r.IPs = int(n)
@@ -404,6 +457,8 @@ func ParseGlobal(item map[string]types.AttributeValue) (Result, error) {
 		f.Requests, _ = window.GetInt(m.Value, "requests")
 		f.Bytes, _ = window.GetInt(m.Value, "bytes")
 		f.BotRequests, _ = window.GetInt(m.Value, "bot_requests")
+		f.LibRequests, _ = window.GetInt(m.Value, "library_requests")
+		f.Score, _ = window.GetFloat(m.Value, "score")
 		f.Host, _ = window.GetStr(m.Value, "host")
 		f.UA, _ = window.GetStr(m.Value, "ua")
 		r.Flagged = append(r.Flagged, f)

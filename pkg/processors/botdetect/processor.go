@@ -16,6 +16,7 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/window"
 	"github.com/shardwatch/shardwatch/pkg/records"
+	"github.com/shardwatch/shardwatch/pkg/useragent"
 )
 
 // Name is the plugin name used in configuration.
@@ -23,9 +24,10 @@ const Name = "botdetect"
 
 // Metric names emitted per event-time second.
 const (
-	MetricBotShare    = "BotShare"    // Percent; Value/Count is the share of requests with a crawler UA
-	MetricBotRequests = "BotRequests" // Count
-	MetricLate        = "LateRecords" // Count, dimension Processor=botdetect
+	MetricBotShare        = "BotShare"        // Percent; Value/Count is the share of requests with a bot UA
+	MetricBotRequests     = "BotRequests"     // Count: requests with a bot UA
+	MetricLibraryRequests = "LibraryRequests" // Count: requests with a library UA (HTTP clients, SDKs, ...)
+	MetricLate            = "LateRecords"     // Count, dimension Processor=botdetect
 )
 
 // maxPendingGlobals bounds the closed windows kept while their global
@@ -69,7 +71,8 @@ func NewFactory(cfg Config, app processors.AppInfo, det *Detector) (processors.F
 	if retention == 0 {
 		retention = app.RetentionOrDefault()
 	}
-	f := &factory{cfg: cfg, det: det, keys: keysFor(cfg.Size), table: table, retention: retention, crawlBits: 257}
+	f := &factory{cfg: cfg, det: det, keys: keysFor(cfg.Size), table: table, retention: retention, crawlBits: 257,
+		threshold: uint16(math.Round(cfg.Profile.Threshold * 100))}
 	if cfg.CrawlPaths > 0 {
 		f.crawlBits = bitsFor(cfg.CrawlPaths)
 	}
@@ -85,12 +88,14 @@ type factory struct {
 	// crawlBits is the sketch fill at which "crawl" is decided; further
 	// paths of that IP need not be hashed.
 	crawlBits int
+	// threshold is Profile.Threshold x100, as profile scores are kept.
+	threshold uint16
 }
 
 // secCount counts one event-time second for the bot-share metric.
 type secCount struct {
-	sec      int64
-	all, bot int64
+	sec           int64
+	all, bot, lib int64
 }
 
 // pendingGlobal is a closed window whose global item is still to write.
@@ -116,6 +121,22 @@ type processor struct {
 	// cheaper than the shared cache's hash, lock and list update.
 	lastUA      string
 	lastVerdict Verdict
+	// prof holds the per-IP and per-session profiles (nil: disabled).
+	prof *profiles
+	// newestMS is the newest event time seen (unix ms); lastPersist the
+	// clock time profiles were last written.
+	newestMS    int64
+	lastPersist time.Time
+	// sawSessions: this shard's records carry session ids, so a request
+	// without one is evidence ("no-cookie").
+	sawSessions bool
+	// profPos is the newest record fed to the profiles; profFrom the
+	// position restored profiles cover: records at or below it (replayed
+	// after a failover) are not fed again, records above it are, even
+	// when their window already counted them.
+	profPos, profFrom window.Position
+	lastRef           string
+	keyBuf            []byte
 }
 
 func (f *factory) new(ctx context.Context, env processors.Env) (processors.Processor, error) {
@@ -130,9 +151,20 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 		tr:     window.NewTracker(f.cfg.Config, newWinState),
 		secIdx: map[int64]int{},
 	}
+	if f.cfg.Profile.Enabled {
+		p.prof = newProfiles(f.cfg.Profile)
+	}
+	p.lastPersist = env.Clock.Now()
 	if env.Store != nil {
 		if err := p.restore(ctx); err != nil {
 			return nil, fmt.Errorf("%s: shard %s: restore: %w", Name, env.Shard.ShardID, err)
+		}
+		if p.prof != nil {
+			meta, err := restoreProfiles(ctx, env.Store, f.table, env.Shard.ShardID, p.prof)
+			if err != nil {
+				return nil, fmt.Errorf("%s: shard %s: restore: %w", Name, env.Shard.ShardID, err)
+			}
+			p.newestMS, p.profFrom, p.profPos, p.sawSessions = meta.eventMS, meta.pos, meta.pos, meta.sawSessions
 		}
 	}
 	return p, nil
@@ -186,28 +218,38 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 		return nil
 	}
 	maxIPs := p.f.cfg.MaxIPs
+	var lastPos window.Position
 	for i := range recs {
 		r := &recs[i]
 		if r.Kind != records.KindHit {
 			continue
 		}
 		ev := r.EventTime()
-		w, verdict := p.tr.Add(ev, window.PositionOf(&r.Meta))
+		pos := window.PositionOf(&r.Meta)
+		w, verdict := p.tr.Add(ev, pos)
+		if verdict == window.Replayed && p.prof != nil && !p.profFrom.IsZero() && pos.Compare(p.profFrom) > 0 {
+			// Counted by the previous owner's partial, not by its profiles.
+			if ua := p.classify(r.UserAgent); !ua.Bot && r.ClientIP != "" {
+				p.observe(r, ev, &ipStat{}, p.f.kindOf(r.Method, r.Path), r.Referer != "" && r.Referer != "-")
+			}
+			lastPos = pos
+			continue
+		}
 		if verdict != window.Accepted {
 			continue
 		}
-		ua := p.lastVerdict
-		if r.UserAgent != p.lastUA || p.lastUA == "" {
-			ua = p.f.det.Classify(r.UserAgent)
-			// Aliases the batch; only compared within this batch.
-			p.lastUA, p.lastVerdict = r.UserAgent, ua
-		}
+		lastPos = pos
+		ua := p.classify(r.UserAgent)
 		s := w.State
+		lib := ua.Class == useragent.Library
 		s.totals.Requests++
 		if ua.Bot {
 			s.totals.BotRequests++
 		}
-		p.countSecond(ev.Unix(), ua.Bot)
+		if lib {
+			s.totals.LibRequests++
+		}
+		p.countSecond(ev.Unix(), ua.Bot, lib)
 		if r.ClientIP == "" {
 			continue
 		}
@@ -220,11 +262,26 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 		if r.Bytes > 0 {
 			st.Bytes = satAdd(st.Bytes, r.Bytes)
 		}
-		if ua.Bot {
-			st.BotRequests++
+		if ua.Bot || lib {
+			if ua.Bot {
+				st.BotRequests++
+			} else {
+				st.LibRequests++
+			}
 			if st.UA == 0 {
 				st.UA = s.names.id(ua.Name)
 			}
+		}
+		kind := p.f.kindOf(r.Method, r.Path)
+		referred := r.Referer != "" && r.Referer != "-"
+		if kind == kindAsset {
+			st.Assets++
+		}
+		if referred {
+			st.Referred++
+		}
+		if p.prof != nil && !ua.Bot && (p.profFrom.IsZero() || pos.Compare(p.profFrom) > 0) {
+			p.observe(r, ev, st, kind, referred)
 		}
 		if st.Host == 0 && r.Host != "" {
 			st.Host = s.hosts.id(r.Host)
@@ -239,8 +296,14 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 			}
 		}
 	}
+	if p.prof != nil && !lastPos.IsZero() && lastPos.Compare(p.profPos) > 0 {
+		p.profPos = lastPos.Clone()
+		if p.profFrom.Compare(p.profPos) <= 0 {
+			p.profFrom = window.Position{} // past the restored profiles
+		}
+	}
 	p.tr.Seal()
-	p.lastUA = "" // do not keep the batch payload alive
+	p.lastUA, p.lastRef = "", "" // do not keep the batch payload alive
 	return nil
 }
 
@@ -258,7 +321,53 @@ func isRobots(path string) bool {
 	return ok && (rest == "" || rest[0] == '?')
 }
 
-func (p *processor) countSecond(sec int64, bot bool) {
+// classify returns ua's verdict, memoising the previous record's: a
+// third to a half of log lines repeat the previous User-Agent.
+func (p *processor) classify(ua string) Verdict {
+	if ua == p.lastUA && p.lastUA != "" {
+		return p.lastVerdict
+	}
+	v := p.f.det.Classify(ua)
+	// Aliases the batch; only compared within this batch.
+	p.lastUA, p.lastVerdict = ua, v
+	return v
+}
+
+// observe feeds one request of a non-bot User-Agent to its IP's (and
+// session's) profile and records the verdict in the window's IP state:
+// a profile that flags in this window is reported for this window.
+func (p *processor) observe(r *records.Record, ev time.Time, st *ipStat, kind reqKind, referred bool) {
+	ms := ev.UnixMilli()
+	if ms > p.newestMS {
+		p.newestMS = ms
+	}
+	if referred && r.Referer != p.lastRef {
+		p.prof.advertise(refererPath(r.Referer))
+		p.lastRef = r.Referer // aliases the batch; reset after it
+	}
+	if r.SessionID != "" {
+		p.sawSessions = true
+	}
+	o := observe{at: ms, kind: kind, referred: referred, status: r.Status,
+		session: r.SessionID != "", noCookie: p.sawSessions && r.SessionID == ""}
+	if kind == kindPage || kind == kindForm {
+		o.path = stripQuery(r.Path)
+	}
+	p.record(st, p.prof.add(p.prof.get(r.ClientIP), &o))
+	if r.SessionID != "" && p.f.cfg.Profile.Sessions && len(r.SessionID) <= 128 {
+		p.keyBuf = append(append(p.keyBuf[:0], "s:"...), r.SessionID...)
+		p.record(st, p.prof.add(p.prof.getBytes(p.keyBuf), &o))
+	}
+}
+
+func (p *processor) record(st *ipStat, v profileVerdict) {
+	st.PScore = max(st.PScore, v.Score)
+	if v.Score >= p.f.threshold {
+		st.PSignals |= v.Signals
+	}
+}
+
+func (p *processor) countSecond(sec int64, bot, lib bool) {
 	i := len(p.secs) - 1
 	if i < 0 || p.secs[i].sec != sec {
 		var ok bool
@@ -271,6 +380,9 @@ func (p *processor) countSecond(sec int64, bot bool) {
 	p.secs[i].all++
 	if bot {
 		p.secs[i].bot++
+	}
+	if lib {
+		p.secs[i].lib++
 	}
 }
 
@@ -292,13 +404,16 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 	switch reason {
 	case processors.ShardEnded:
 		err = p.emit(ctx, out, p.tr.CloseAll())
+		// The child shards' owners start afresh: nothing to hand over.
 	case processors.Shutdown:
 		err = p.emit(ctx, out, p.tr.Expire(p.env.Clock.Now()))
+		p.persistProfiles(out)
 	default: // LeaseLost: the new owner redoes the work
 	}
 	p.closed = true
 	p.tr.Drop()
 	p.pending, p.secs = nil, nil
+	p.prof = nil
 	clear(p.secIdx)
 	return err
 }
@@ -333,6 +448,9 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 		out.Put(window.CursorItem(p.f.table, p.f.keys, shard, p.tr.Cursor(), now.Add(p.f.retention)))
 	}
 	p.tr.MarkClean()
+	if now := p.env.Clock.Now(); p.prof != nil && now.Sub(p.lastPersist) >= p.f.cfg.Profile.PersistEvery {
+		p.persistProfiles(out)
+	}
 	p.emitMetrics(out)
 	return p.mergeGlobals(ctx, out)
 }
@@ -390,6 +508,29 @@ func (p *processor) mergeGlobals(ctx context.Context, out processors.Emitter) er
 	return nil
 }
 
+// persistProfiles writes every profile (on the persist_every cadence,
+// not per batch), after dropping those idle beyond twice the long
+// horizon.
+func (p *processor) persistProfiles(out processors.Emitter) {
+	if p.prof == nil {
+		return
+	}
+	now := p.env.Clock.Now()
+	p.lastPersist = now
+	p.prof.expire(p.newestMS)
+	if !p.prof.dirty {
+		return
+	}
+	var items []processors.Item
+	meta := profileMeta{eventMS: p.newestMS, pos: p.profPos, sawSessions: p.sawSessions}
+	items, p.buf = profileItems(p.f.table, p.env.Shard.ShardID, p.prof, meta,
+		now.Add(max(p.f.retention, 2*p.f.cfg.Profile.Long)), p.buf)
+	for _, it := range items {
+		out.Put(it)
+	}
+	p.prof.dirty = false
+}
+
 // expires returns the TTL of a window's items: retention after the
 // window's end, or after now when that is later (a replay of old data
 // must not write items that expire at once).
@@ -406,6 +547,9 @@ func (p *processor) emitMetrics(out processors.Emitter) {
 		t := time.Unix(s.sec, 0).UTC()
 		out.Metric(processors.Datum{Name: MetricBotShare, Unit: "Percent", Time: t, Value: 100 * float64(s.bot), Count: float64(s.all)})
 		out.Metric(processors.Datum{Name: MetricBotRequests, Unit: "Count", Time: t, Value: float64(s.bot), Count: 1})
+		if s.lib > 0 { // most logs have few: no datum for the seconds without
+			out.Metric(processors.Datum{Name: MetricLibraryRequests, Unit: "Count", Time: t, Value: float64(s.lib), Count: 1})
+		}
 	}
 	p.secs = p.secs[:0]
 	clear(p.secIdx)

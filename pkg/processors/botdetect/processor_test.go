@@ -40,6 +40,10 @@ func TestConformance(t *testing.T) {
 	recs := loadRecords(t, zakerFile, records.FormatCombined)
 	cfg := DefaultConfig()
 	cfg.MaxIPs = 20_000
+	// Profiles are written on a cadence of the processor clock; in this
+	// test the clock moves by more than this between most batches, so a
+	// new owner restores profiles and replays the records after them.
+	cfg.Profile.PersistEvery = 10 * time.Second
 	t0 := recs[0].Time
 	processortest.Run(t, processortest.Suite{
 		Factory: newFactory(t, cfg),
@@ -161,14 +165,15 @@ func TestSignals(t *testing.T) {
 	got := globalOf(t, store)
 	want := Result{
 		Start: time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC), End: time.Date(2026, 11, 22, 9, 42, 0, 0, time.UTC),
-		Shards: 1, FinalShards: 1, Requests: int64(len(recs)), BotRequests: 2, IPs: 7,
+		Shards: 1, FinalShards: 1, Requests: int64(len(recs)), BotRequests: 1, LibRequests: 1, IPs: 7, LibraryIPs: 1,
 		FlaggedIPs: 5, FlaggedRequests: 12 + 1 + 8 + 1 + 1,
 		Flagged: []FlaggedIP{
 			{IP: "10.0.0.1", Reasons: []string{"rate"}, Requests: 12, Bytes: 1200, Host: "shop.example"},
 			{IP: "10.0.0.3", Reasons: []string{"crawl"}, Requests: 8, Bytes: 800, Host: "shop.example"},
 			{IP: "10.0.0.2", Reasons: []string{"robots"}, Requests: 1, Bytes: 100, Host: "shop.example"},
-			{IP: "10.0.0.5", Reasons: []string{"ua:AhrefsBot"}, Requests: 1, Bytes: 100, BotRequests: 1, Host: "shop.example", UA: "AhrefsBot"},
-			{IP: "10.0.0.7", Reasons: []string{"ua:curl", "robots"}, Requests: 1, Bytes: 100, BotRequests: 1, Host: "shop.example", UA: "curl"},
+			{IP: "10.0.0.5", Reasons: []string{"ua:crawlerdetect:AhrefsBot"}, Requests: 1, Bytes: 100, BotRequests: 1, Host: "shop.example", UA: "crawlerdetect:AhrefsBot"},
+			// A library is its own class: flagged only for its behaviour.
+			{IP: "10.0.0.7", Reasons: []string{"robots"}, Requests: 1, Bytes: 100, LibRequests: 1, Host: "shop.example", UA: "library:curl"},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -182,8 +187,17 @@ func TestSignals(t *testing.T) {
 			share[d.Time.Second()] = fmt.Sprintf("%g/%g", d.Value, d.Count)
 		}
 	}
-	if share[3] != "100/4" || share[4] != "0/4" || share[5] != "100/4" || share[0] != "0/1" {
-		t.Errorf("BotShare by second = %v; want 3:100/4 4:0/4 (allowed UA) 5:100/4 0:0/1", share)
+	if share[3] != "100/4" || share[4] != "0/4" || share[5] != "0/4" || share[0] != "0/1" {
+		t.Errorf("BotShare by second = %v; want 3:100/4 4:0/4 (allowed UA) 5:0/4 (library) 0:0/1", share)
+	}
+	lib := map[int]float64{}
+	for _, d := range out.Data {
+		if d.Name == MetricLibraryRequests {
+			lib[d.Time.Second()] += d.Value
+		}
+	}
+	if len(lib) != 1 || lib[5] != 1 {
+		t.Errorf("LibraryRequests by second = %v, want 5:1", lib)
 	}
 }
 

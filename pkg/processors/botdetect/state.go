@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -14,8 +15,9 @@ import (
 // chunk (chunkIPs IPs each) and only changed chunks are rewritten.
 //
 // Item-size budget (DynamoDB items are at most 400 KB): an encoded IP
-// takes at most 1+maxIPLen + 3*10 (varints) + 1 + 2*3 (table indexes) +
-// 32 (sketch) = 134 bytes, so a chunk of 2,000 IPs stays under 270 KB,
+// takes at most 1+maxIPLen + 6*10 (varints) + 1 + 4*3 (table indexes,
+// profile verdict) + 32 (sketch) = 170 bytes, so a chunk of 2,000 IPs
+// stays under 340 KB,
 // plus the host and crawler-name tables (maxTable entries of at most
 // maxTableStr bytes, ~34 KB) kept in the first chunk.
 const (
@@ -29,12 +31,20 @@ const (
 type ipStat struct {
 	Requests    int64
 	Bytes       int64
-	BotRequests int64 // requests with a crawler User-Agent
-	Robots      bool  // fetched /robots.txt
-	NoRef       bool  // made requests without a referer
-	Paths       pathSketch
-	Host        uint16 // index into the window's host table (0: none)
-	UA          uint16 // index into the window's crawler-name table
+	BotRequests int64 // requests with a bot User-Agent (class bot)
+	LibRequests int64 // requests with a library User-Agent (HTTP client, SDK, feed reader, unfurler)
+	Assets      int64 // requests for static assets (CSS, JS, images, fonts)
+	Referred    int64 // requests with a referer
+	// PScore is the highest profile score (x100) seen in this window;
+	// PSignals the profile signals of a flagging verdict (0: the profile
+	// did not flag in this window).
+	PScore   uint16
+	PSignals uint16
+	Robots   bool // fetched /robots.txt
+	NoRef    bool // made requests without a referer
+	Paths    pathSketch
+	Host     uint16 // index into the window's host table (0: none)
+	UA       uint16 // index into the window's crawler-name table
 }
 
 // winState is one window's state on one shard.
@@ -52,6 +62,7 @@ type winState struct {
 type totals struct {
 	Requests    int64
 	BotRequests int64
+	LibRequests int64
 	// Overflow counts requests of IPs not tracked because the window
 	// already held max_ips IPs (or the IP text was implausibly long).
 	Overflow int64
@@ -196,8 +207,13 @@ func (*pathSketch) estimateBits(set int) float64 {
 
 // Binary chunk encoding (attribute "state", type B): a version byte, then
 // per IP: uvarint length + IP text, uvarints Requests, Bytes,
-// BotRequests, Host, UA, a flags byte, and the 32-byte sketch when NoRef.
-const stateVersion = 1
+// BotRequests, Host, UA, (version 2:) LibRequests, Assets, Referred,
+// PScore, PSignals, then a flags byte, and the 32-byte sketch when NoRef.
+// Version 1 chunks (before the profile) still decode.
+const (
+	stateVersion   = 2
+	stateVersionV1 = 1
+)
 
 const (
 	flagRobots = 1 << iota
@@ -219,6 +235,11 @@ func appendChunk(dst []byte, ips []string, stats []ipStat) []byte {
 		dst = binary.AppendUvarint(dst, uint64(st.BotRequests))
 		dst = binary.AppendUvarint(dst, uint64(st.Host))
 		dst = binary.AppendUvarint(dst, uint64(st.UA))
+		dst = binary.AppendUvarint(dst, uint64(st.LibRequests))
+		dst = binary.AppendUvarint(dst, uint64(st.Assets))
+		dst = binary.AppendUvarint(dst, uint64(st.Referred))
+		dst = binary.AppendUvarint(dst, uint64(st.PScore))
+		dst = binary.AppendUvarint(dst, uint64(st.PSignals))
 		var flags byte
 		if st.Robots {
 			flags |= flagRobots
@@ -238,8 +259,12 @@ func appendChunk(dst []byte, ips []string, stats []ipStat) []byte {
 
 // decodeChunk calls f for every IP in an encoded chunk.
 func decodeChunk(b []byte, f func(ip string, st ipStat)) error {
-	if len(b) == 0 || b[0] != stateVersion {
+	if len(b) == 0 || (b[0] != stateVersion && b[0] != stateVersionV1) {
 		return fmt.Errorf("%w: version", errBadState)
+	}
+	nv := 5
+	if b[0] == stateVersion {
+		nv = 10
 	}
 	b = b[1:]
 	n, b, err := uvarint(b)
@@ -256,13 +281,14 @@ func decodeChunk(b []byte, f func(ip string, st ipStat)) error {
 		}
 		ip := string(b[:l])
 		b = b[l:]
-		var v [5]uint64
-		for i := range v {
+		var v [10]uint64
+		for i := range v[:nv] {
 			if v[i], b, err = uvarint(b); err != nil {
 				return err
 			}
 		}
-		if v[3] > math.MaxUint16 || v[4] > math.MaxUint16 || v[0] > math.MaxInt64 || v[1] > math.MaxInt64 || v[2] > math.MaxInt64 {
+		if v[3] > math.MaxUint16 || v[4] > math.MaxUint16 || v[8] > math.MaxUint16 || v[9] > math.MaxUint16 ||
+			slices.ContainsFunc([]uint64{v[0], v[1], v[2], v[5], v[6], v[7]}, func(x uint64) bool { return x > math.MaxInt64 }) {
 			return fmt.Errorf("%w: counter range", errBadState)
 		}
 		if len(b) < 1 {
@@ -273,6 +299,8 @@ func decodeChunk(b []byte, f func(ip string, st ipStat)) error {
 		st := ipStat{
 			Requests: int64(v[0]), Bytes: int64(v[1]), BotRequests: int64(v[2]),
 			Host: uint16(v[3]), UA: uint16(v[4]),
+			LibRequests: int64(v[5]), Assets: int64(v[6]), Referred: int64(v[7]),
+			PScore: uint16(v[8]), PSignals: uint16(v[9]),
 			Robots: flags&flagRobots != 0, NoRef: flags&flagNoRef != 0,
 		}
 		if st.NoRef {

@@ -3,83 +3,71 @@ package botdetect
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"sync/atomic"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/useragent"
 )
 
-// UAConfig configures User-Agent classification.
+// UAConfig configures User-Agent classification (pkg/useragent).
 type UAConfig struct {
 	// CacheSize is the number of distinct User-Agents whose verdict is
 	// cached (LRU, shared by every shard of the worker).
 	CacheSize int `yaml:"cache_size"`
 	// Allow lists patterns of User-Agents that are never bots; Deny those
 	// that always are. A pattern is a case-insensitive substring, or a Go
-	// regexp when written "re:<regexp>". Allow wins over Deny, Deny over
-	// crawlerdetect.
+	// regexp when written "re:<regexp>". Allow wins over Deny, both over
+	// the classifier's built-in sources.
 	Allow []string `yaml:"allow"`
 	Deny  []string `yaml:"deny"`
 }
 
 // DefaultCacheSize is the default UAConfig.CacheSize.
-const DefaultCacheSize = 10_000
-
-// maxCachedUA bounds the key size of the cache: longer User-Agents (rare
-// and often garbage) are classified every time instead of pinning memory.
-const maxCachedUA = 1024
+const DefaultCacheSize = useragent.DefaultCacheSize
 
 // Validate checks c (for plugins that embed a UAConfig in their own
 // settings); path prefixes field names in errors.
-func (c UAConfig) Validate(path string) error {
-	_, _, err := c.validate(path)
-	return err
-}
+func (c UAConfig) Validate(path string) error { return c.validate(path) }
 
-func (c UAConfig) validate(path string) (useragent.Patterns, useragent.Patterns, error) {
-	if c.CacheSize < 1 || c.CacheSize > 10_000_000 {
-		return useragent.Patterns{}, useragent.Patterns{}, processors.FieldError(path+".cache_size", "must be between 1 and 10000000")
+func (c UAConfig) validate(path string) error {
+	if c.CacheSize < 1 || c.CacheSize > useragent.MaxCacheSize {
+		return processors.FieldError(path+".cache_size", "must be between 1 and %d", useragent.MaxCacheSize)
 	}
-	allow, err := compileRules(path+".allow", c.Allow)
-	if err != nil {
-		return useragent.Patterns{}, useragent.Patterns{}, err
+	for _, l := range []struct {
+		name string
+		pats []string
+	}{{"allow", c.Allow}, {"deny", c.Deny}} {
+		_, err := useragent.CompilePatterns(l.pats)
+		var pe *useragent.PatternError
+		if errors.As(err, &pe) {
+			return processors.FieldError(fmt.Sprintf("%s.%s[%d]", path, l.name, pe.Index), "%s", pe.Reason)
+		}
+		if err != nil {
+			return fmt.Errorf("%s.%s: %w", path, l.name, err)
+		}
 	}
-	deny, err := compileRules(path+".deny", c.Deny)
-	if err != nil {
-		return useragent.Patterns{}, useragent.Patterns{}, err
-	}
-	return allow, deny, nil
-}
-
-func compileRules(path string, pats []string) (useragent.Patterns, error) {
-	p, err := useragent.CompilePatterns(pats)
-	var pe *useragent.PatternError
-	if errors.As(err, &pe) {
-		return p, processors.FieldError(fmt.Sprintf("%s[%d]", path, pe.Index), "%s", pe.Reason)
-	}
-	return p, err
+	return nil
 }
 
 // Verdict is the classification of one User-Agent.
 type Verdict struct {
+	// Bot is Class == useragent.Bot: a crawler, scanner, monitor or
+	// headless browser. Libraries are not bots.
 	Bot bool
-	// Name names the crawler, e.g. "AhrefsBot" ("" when not a bot).
+	// Class is the classifier's class (bot, human, library, unknown).
+	Class useragent.Class
+	// Name is the classifier's reason, "<source>:<rule>" (e.g.
+	// "crawlerdetect:AhrefsBot", "library:curl"); "" for humans and
+	// unknown clients.
 	Name string
 }
 
-// Detector classifies User-Agents: allow/deny rules, then crawlerdetect's
-// patterns (through an exact fast matcher), behind an LRU cache. It is
-// safe for concurrent use; build one per process and share it across
-// shards, which raises the cache hit ratio.
+// Detector classifies User-Agents with a useragent.Classifier (configured
+// allow/deny patterns, the built-in allow, automation and library lists,
+// crawlerdetect's patterns, the UA parser and heuristics) behind its LRU
+// cache. It is safe for concurrent use; build one per process and share
+// it across shards, which raises the cache hit ratio.
 type Detector struct {
-	allow, deny useragent.Patterns
-	match       *useragent.CrawlerMatcher
-	cache       *lru.Cache[string, Verdict]
-
-	hits, misses atomic.Uint64
+	c *useragent.Classifier
 }
 
 // NewDetector returns a detector for cfg (zero fields take defaults).
@@ -87,58 +75,31 @@ func NewDetector(cfg UAConfig) (*Detector, error) {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
-	allow, deny, err := cfg.validate("user_agents")
-	if err != nil {
+	if err := cfg.validate("user_agents"); err != nil {
 		return nil, err
 	}
-	return newDetector(cfg, allow, deny)
-}
-
-func newDetector(cfg UAConfig, allow, deny useragent.Patterns) (*Detector, error) {
-	cache, err := lru.New[string, Verdict](cfg.CacheSize)
+	c, err := useragent.New(useragent.Config{CacheSize: cfg.CacheSize, Allow: cfg.Allow, Deny: cfg.Deny})
 	if err != nil {
-		return nil, fmt.Errorf("user-agent cache: %w", err)
+		return nil, fmt.Errorf("user_agents: %w", err)
 	}
-	return &Detector{allow: allow, deny: deny, match: useragent.CrawlerDetect(), cache: cache}, nil
+	return &Detector{c: c}, nil
 }
 
-// IsBot reports whether ua is a bot and names it. ua may alias a batch
-// payload: the detector copies what it keeps.
+// IsBot reports whether ua is a bot and gives the reason.
 func (d *Detector) IsBot(ua string) (bool, string) {
 	v := d.Classify(ua)
 	return v.Bot, v.Name
 }
 
 // Classify returns the verdict for ua. A cache hit costs ~50 ns and does
-// not allocate.
+// not allocate; ua may alias a batch payload.
 func (d *Detector) Classify(ua string) Verdict {
-	if v, ok := d.cache.Get(ua); ok {
-		d.hits.Add(1)
-		return v
-	}
-	d.misses.Add(1)
-	v := d.classify(ua)
-	if len(ua) <= maxCachedUA {
-		key := strings.Clone(ua)
-		v.Name = strings.Clone(v.Name)
-		d.cache.Add(key, v)
+	r := d.c.Classify(ua)
+	v := Verdict{Class: r.Class, Bot: r.Class == useragent.Bot}
+	if r.Class == useragent.Bot || r.Class == useragent.Library {
+		v.Name = r.Reason
 	}
 	return v
-}
-
-// classify decides without the cache.
-func (d *Detector) classify(ua string) Verdict {
-	if _, ok := d.allow.Find(ua); ok {
-		return Verdict{}
-	}
-	if name, ok := d.deny.Find(ua); ok {
-		if name == "" {
-			name = "deny"
-		}
-		return Verdict{Bot: true, Name: name}
-	}
-	bot, name := d.match.Match(ua)
-	return Verdict{Bot: bot, Name: name}
 }
 
 // CacheStats counts cache lookups since the detector was built.
@@ -157,5 +118,6 @@ func (s CacheStats) HitRatio() float64 {
 
 // Stats returns the cache counters.
 func (d *Detector) Stats() CacheStats {
-	return CacheStats{Hits: d.hits.Load(), Misses: d.misses.Load(), Size: d.cache.Len()}
+	s := d.c.Stats()
+	return CacheStats{Hits: s.Hits, Misses: s.Misses, Size: s.Size}
 }
