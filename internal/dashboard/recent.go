@@ -63,7 +63,7 @@ func (r *Reader) newestGlobal(ctx context.Context, keys window.Keys, size time.D
 	var starts []time.Time
 	add := func(t time.Time) {
 		t = t.UTC().Truncate(size)
-		if seen[t] || len(starts) >= maxBatchGet || t.Add(size).After(now.Add(size)) {
+		if seen[t] || len(starts) >= maxBatchGet {
 			return
 		}
 		seen[t] = true
