@@ -63,7 +63,10 @@ func (r *Reader) newestGlobal(ctx context.Context, keys window.Keys, size time.D
 	var starts []time.Time
 	add := func(t time.Time) {
 		t = t.UTC().Truncate(size)
-		if seen[t] || len(starts) >= maxBatchGet {
+		// Windows starting after now are skipped on the wall clock; the data
+		// time base follows one event's newest bucket, and other results
+		// (CloudFront lines with current times) may lie after it.
+		if seen[t] || len(starts) >= maxBatchGet || (r.cfg.Time == WallClock && t.After(now)) {
 			return
 		}
 		seen[t] = true
