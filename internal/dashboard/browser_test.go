@@ -299,6 +299,7 @@ processors:
 		"age":    " ago",
 		"alarms": "order-flood",
 		"events": "hit,order",
+		"note":   "hit: none in this span; newest bucket 2026-11-22 09:41",
 	})
 	screenshot(t, bctx, root, "dashboard-old.png")
 }
@@ -312,6 +313,7 @@ const readPanels = `(() => {
     edges: t('edges-window'), anomaly: t('anomaly-window'),
     top: t('top-window'), bots: t('bots-window'), age: t('top-window'),
     alarms: t('alarms-table'), events: new URLSearchParams(location.search).get('events') || '',
+    note: t('note-minute'), table: t('counters-grid'),
     errors: JSON.stringify(s ? s.errors : {}),
   };
 })()`

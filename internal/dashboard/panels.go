@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/shardwatch/shardwatch/pkg/processors/cloudfront"
@@ -34,6 +36,9 @@ type EventSeries struct {
 	Event  string   `json:"event"`
 	Counts []*int64 `json:"counts"`
 	Total  int64    `json:"total"`
+	// Newest is the event's newest bucket when the span shows none of
+	// its records (old data: the chart says where the data is).
+	Newest string `json:"newest,omitempty"`
 }
 
 // MultiSeries reads n buckets of res for each event, ending at now.
@@ -53,6 +58,11 @@ func (r *Reader) MultiSeries(ctx context.Context, res counters.Resolution, n int
 		es := EventSeries{Event: ev, Counts: make([]*int64, len(s.Points)), Total: s.Total}
 		for i, p := range s.Points {
 			es.Counts[i] = p.Count
+		}
+		if es.Total == 0 {
+			if es.Newest, err = r.newestBucket(ctx, ev); err != nil {
+				return MultiSeries{}, err
+			}
 		}
 		m.Series = append(m.Series, es)
 	}
@@ -431,4 +441,24 @@ func scoreLabel(bounds []float64, i int) string {
 		return ">" + f(bounds[len(bounds)-1])
 	}
 	return "#" + strconv.Itoa(i)
+}
+
+// newestBucket returns the newest counters bucket of event ("" if none).
+func (r *Reader) newestBucket(ctx context.Context, event string) (string, error) {
+	out, err := r.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(r.cfg.Tables.Counters),
+		KeyConditionExpression:    aws.String("#e = :e"),
+		ExpressionAttributeNames:  map[string]string{"#e": counters.AttrEvent},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":e": window.Str(event)},
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(1),
+	})
+	if err != nil {
+		return "", fmt.Errorf("newest %s bucket in %s: %w", event, r.cfg.Tables.Counters, err)
+	}
+	if len(out.Items) == 0 {
+		return "", nil
+	}
+	b, _ := window.GetStr(out.Items[0], counters.AttrBucket)
+	return b, nil
 }

@@ -199,6 +199,12 @@
     const today = new Date().toISOString().slice(0, 10) === String(m.now).slice(0, 10);
     $('total-' + res).textContent = m.series.map((s) => s.event + ' ' + fmtInt(s.total)).join(' · ') + ' · until ' +
       (today ? fmtTime(m.now) : fmtDateTime(m.now)) + ' UTC';
+    // Old data: say where the records are instead of an unexplained flat line.
+    const notes = m.series.filter((s) => s.total === 0).map((s) => s.newest
+      ? s.event + ': none in this span; newest bucket ' + s.newest.replace('T', ' ') + ' UTC' +
+        (state.config.time === 'wall' ? ' (consumer dashboard --time data shows it)' : '')
+      : s.event + ': no counters yet (processor counters' + (res === 'second' ? ' with seconds: true' : '') + ')');
+    $('note-' + res).textContent = notes.join(' · ');
   }
 
   function fmtAge(sec) {
@@ -339,7 +345,7 @@
       a.found ? 'no score distribution in this window' : windowLabel(a));
     const rows = a.top.map((p) => [cell(fmtTime(p.time)), cell(p.key), cell(p.score.toFixed(2), 'num'),
       cell((p.values || []).map((x) => String(Math.round(x * 100) / 100)).join(', '))]);
-    fillTable($('anomaly-table'), rows, a.found ? 'no scored records' : 'top-scored records appear here', 4);
+    fillTable($('anomaly-table'), rows, a.found ? 'no scored records' : '(top-scored records of the window)', 4);
     $('anomaly-foot').textContent = a.found ? fmtInt(a.points) + ' points scored (' + fmtInt(a.warming) + ' warming up), ' +
       fmtInt(a.above_threshold) + ' above the alarm threshold' + (a.max_score != null ? '; max score ' + a.max_score.toFixed(2) : '') : '';
   }
