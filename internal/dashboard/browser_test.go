@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
@@ -198,7 +199,8 @@ processors:
 	}
 	start(t, env, "worker", bin, "run", "--config", cfgPath, "--worker-id", "e2e-worker", "--ops-addr", freePort(t))
 	dash := start(t, env, "dashboard", bin, "dashboard", "--app", app, "--addr", "127.0.0.1:0",
-		"--topn-window", "10s", "--bot-window", "10s", "--refresh", "500ms")
+		"--topn-window", "10s", "--bot-window", "10s", "--histogram-window", "10s", "--visitors-window", "10s",
+		"--refresh", "500ms")
 	url := dashboardURL(t, dash)
 
 	// Produce once the worker holds both shards, so the records' event
@@ -255,7 +257,7 @@ processors:
 		case <-time.After(250 * time.Millisecond): // the check's poll interval
 		}
 	}
-	shot := screenshot(t, bctx, root)
+	shot := screenshot(t, bctx, root, "browser-e2e.png")
 	if diff != "" {
 		t.Fatalf("page never showed the expected values within %s (-want +got):\n%s\nscreenshot: %s", browserDeadline, diff, shot)
 	}
@@ -265,6 +267,117 @@ processors:
 	if got.Updates < 1 {
 		t.Errorf("page never refreshed")
 	}
+
+	// The window panels against the tables, read here independently.
+	results := tables.Results
+	hist := globalItem(t, results, "histogram#10s#"+base.Format(time.RFC3339))
+	vis := globalItem(t, results, "visitors#10s#"+base.Format(time.RFC3339))
+	wantPanels := map[string]string{
+		"hist":     fmt.Sprintf("%s responses", attrN(hist, "requests")),
+		"visitors": fmt.Sprintf("%s hits;", attrN(vis, "hits")),
+		"window":   "window " + base.Format(time.TimeOnly) + "–" + base.Add(10*time.Second).Format(time.TimeOnly) + " UTC",
+		"edges":    "no results: the cloudfront-bytes processor is not configured",
+		"anomaly":  "no results: the anomaly processor is not configured",
+	}
+	pollPanels(t, bctx, wantPanels)
+	screenshot(t, bctx, root, "dashboard-live.png")
+
+	// Old data: the fixture's tables (traffic of 2026-11-22 09:41) on the
+	// wall clock. Every panel still shows its newest window and its age.
+	oldApp := writeFixture(t)
+	oldDash := start(t, env, "dashboard-old", bin, "dashboard", "--app", oldApp, "--addr", "127.0.0.1:0",
+		"--topn-window", "10s", "--bot-window", "10s", "--histogram-window", "10s", "--visitors-window", "10s",
+		"--refresh", "500ms")
+	if err := chromedp.Do(bctx, chromedp.Navigate(dashboardURL(t, oldDash)+"?events=hit,order&hours=24")); err != nil {
+		t.Fatalf("open old dashboard: %v", err)
+	}
+	pollPanels(t, bctx, map[string]string{
+		"top":    "window 2026-11-22 09:41:40–09:41:50 UTC",
+		"bots":   "window 2026-11-22 09:41:",
+		"hist":   "window 2026-11-22 09:41:",
+		"age":    " ago",
+		"alarms": "order-flood",
+		"events": "hit,order",
+		"note":   "hit: none in this span; newest bucket 2026-11-22 09:41",
+	})
+	screenshot(t, bctx, root, "dashboard-old.png")
+}
+
+const readPanels = `(() => {
+  const t = (id) => { const e = document.getElementById(id); return e ? e.textContent : ''; };
+  const s = window.shardwatch;
+  return {
+    hist: t('hist-foot') + ' | ' + t('hist-window'), visitors: t('visitors-foot'),
+    window: t('top-window') + ' | ' + t('bots-window') + ' | ' + t('visitors-window'),
+    edges: t('edges-window'), anomaly: t('anomaly-window'),
+    top: t('top-window'), bots: t('bots-window'), age: t('top-window'),
+    alarms: t('alarms-table'), events: new URLSearchParams(location.search).get('events') || '',
+    note: t('note-minute'), table: t('counters-grid'),
+    errors: JSON.stringify(s ? s.errors : {}),
+  };
+})()`
+
+// pollPanels waits until each panel's text contains its wanted part.
+func pollPanels(t *testing.T, ctx context.Context, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(browserDeadline)
+	var got map[string]string
+	for {
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](readPanels))
+		if err != nil {
+			t.Fatalf("read panels: %v", err)
+		}
+		got = raw
+		missing := []string{}
+		for k, w := range want {
+			if !strings.Contains(got[k], w) {
+				missing = append(missing, fmt.Sprintf("%s: want %q in %q", k, w, got[k]))
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("panels never showed the table values within %s:\n%s\n(API errors %s)", browserDeadline, strings.Join(missing, "\n"), got["errors"])
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// globalItem reads a window's global item straight from DynamoDB Local,
+// waiting for it (the worker writes it when the window closes).
+func globalItem(t *testing.T, table, pk string) map[string]types.AttributeValue {
+	t.Helper()
+	ddb := testenv.DynamoDB(t)
+	deadline := time.Now().Add(browserDeadline)
+	for {
+		out, err := ddb.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "global"}}})
+		if err == nil && out.Item != nil {
+			if f, ok := out.Item["final"].(*types.AttributeValueMemberBOOL); ok && f.Value {
+				return out.Item
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final global item %s in %s within %s (last error %v)", pk, table, browserDeadline, err)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func attrN(it map[string]types.AttributeValue, name string) string {
+	if n, ok := it[name].(*types.AttributeValueMemberN); ok {
+		return n.Value
+	}
+	return "?"
 }
 
 func indent(s, prefix string) string {
@@ -409,7 +522,7 @@ func summarize(p pageState, base time.Time) pageSummary {
 
 // screenshot saves the page as .cache/artifacts/dashboard/browser-e2e.png
 // (git-ignored) and returns the path.
-func screenshot(t *testing.T, ctx context.Context, root string) string {
+func screenshot(t *testing.T, ctx context.Context, root, name string) string {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -421,7 +534,7 @@ func screenshot(t *testing.T, ctx context.Context, root string) string {
 		t.Errorf("screenshot: %v", err)
 		return ""
 	}
-	path := filepath.Join(dir, "browser-e2e.png")
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Errorf("screenshot: %v", err)
 		return ""

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/shardwatch/shardwatch/pkg/processors"
@@ -75,7 +76,32 @@ type Config struct {
 	Refresh time.Duration
 	// Time is WallClock (default) or DataClock.
 	Time TimeBase
+	// Events are the counters events the page offers (its event picker);
+	// the charts show Event until the page or URL picks others.
+	Events []string
+	// HistogramName and HistogramWindow, VisitorsWindow, EdgesWindow
+	// (cloudfront-bytes), AnomalyName and AnomalyWindow (the anomaly
+	// processor's per-minute score distribution) locate those results.
+	HistogramName   string
+	HistogramWindow time.Duration
+	VisitorsWindow  time.Duration
+	EdgesWindow     time.Duration
+	AnomalyName     string
+	AnomalyWindow   time.Duration
+	// AnomalyBuckets are the anomaly processor's score bucket bounds
+	// (labels of the distribution; the items hold the counts only).
+	AnomalyBuckets []float64
 }
+
+// DefaultEvents are the events the page offers by default.
+var DefaultEvents = []string{"hit", "order", "4xx", "5xx"}
+
+// DefaultAnomalyBuckets are the anomaly processor's default bounds.
+var DefaultAnomalyBuckets = []float64{0.5, 1, 1.5, 2, 3, 4, 6, 8}
+
+// maxEvents bounds the events of one chart or table request and the
+// events offered.
+const maxEvents = 8
 
 // WithDefaults returns c with empty fields set to their defaults.
 func (c Config) WithDefaults() Config {
@@ -103,6 +129,24 @@ func (c Config) WithDefaults() Config {
 	if c.Time == "" {
 		c.Time = WallClock
 	}
+	if c.Events == nil {
+		c.Events = append([]string{c.Event}, DefaultEvents...)
+		c.Events = slices.Compact(slices.Sorted(slices.Values(c.Events)))
+	}
+	if c.HistogramName == "" {
+		c.HistogramName = "histogram"
+	}
+	if c.AnomalyName == "" {
+		c.AnomalyName = "anomaly"
+	}
+	for _, w := range []*time.Duration{&c.HistogramWindow, &c.VisitorsWindow, &c.EdgesWindow, &c.AnomalyWindow} {
+		if *w == 0 {
+			*w = DefaultWindow
+		}
+	}
+	if c.AnomalyBuckets == nil {
+		c.AnomalyBuckets = DefaultAnomalyBuckets
+	}
 	return c
 }
 
@@ -126,7 +170,23 @@ func (c Config) Validate() error {
 	case c.Time != WallClock && c.Time != DataClock:
 		return bad("time", `must be "wall" or "data"`)
 	}
-	for name, w := range map[string]time.Duration{"topn_window": c.TopNWindow, "bot_window": c.BotWindow} {
+	if len(c.Events) == 0 || len(c.Events) > maxEvents {
+		return bad("events", fmt.Sprintf("1 to %d events", maxEvents))
+	}
+	for _, e := range c.Events {
+		if !ValidEvent(e) {
+			return bad("events", "1-64 characters of A-Z a-z 0-9 _ . : -")
+		}
+	}
+	if !ValidEvent(c.HistogramName) || !ValidEvent(c.AnomalyName) {
+		return bad("histogram/anomaly name", "1-64 characters of A-Z a-z 0-9 _ . : -")
+	}
+	if len(c.AnomalyBuckets) > 32 || !slices.IsSorted(c.AnomalyBuckets) {
+		return bad("anomaly_buckets", "at most 32 ascending bounds")
+	}
+	for name, w := range map[string]time.Duration{"topn_window": c.TopNWindow, "bot_window": c.BotWindow,
+		"histogram_window": c.HistogramWindow, "visitors_window": c.VisitorsWindow, "edges_window": c.EdgesWindow,
+		"anomaly_window": c.AnomalyWindow} {
 		if w < time.Second || w%time.Second != 0 || (24*time.Hour)%w != 0 {
 			return bad(name, "whole seconds dividing 24h, as in the processor's config")
 		}

@@ -134,6 +134,8 @@ counters: {seconds: true, grace: 1s, idle: 2s, update_interval: 1s}
 topn: {n: 10, window: 10s, grace: 1s, idle: 2s}
 botdetect: {window: 10s, grace: 1s, idle: 2s}
 orderflood: {threshold: 5, window: 15s, grace: 1s, idle: 2s}
+histogram: {window: 10s, grace: 1s, idle: 2s}
+visitors: {window: 10s, grace: 1s, idle: 2s}
 `
 
 // writeFixture creates APP-counters, APP-results and APP-alarms in

@@ -61,12 +61,9 @@ type Point struct {
 
 // Top is the newest merged top-N result of the topn processor.
 type Top struct {
-	Found       bool       `json:"found"`
-	WindowStart *time.Time `json:"window_start"`
-	WindowEnd   *time.Time `json:"window_end"`
-	// Final: every merged shard partial was final (the window is
-	// complete); Merged counts them.
-	Final    bool  `json:"final"`
+	// WindowInfo: Final means every merged shard partial was final (the
+	// window is complete); Merged counts them.
+	WindowInfo
 	Merged   int   `json:"merged"`
 	Requests int64 `json:"requests"`
 	Bytes    int64 `json:"bytes"`
@@ -89,11 +86,8 @@ type Talker struct {
 
 // Bots is the newest merged result of the botdetect processor.
 type Bots struct {
-	Found       bool       `json:"found"`
-	WindowStart *time.Time `json:"window_start"`
-	WindowEnd   *time.Time `json:"window_end"`
-	Final       bool       `json:"final"`
-	Requests    int64      `json:"requests"`
+	WindowInfo
+	Requests int64 `json:"requests"`
 	// BotRequests are requests with a crawler User-Agent; BotShare is
 	// BotRequests / Requests.
 	BotRequests     int64   `json:"bot_requests"`
@@ -229,20 +223,6 @@ func (r *Reader) Series(ctx context.Context, res counters.Resolution, n int, eve
 	return s, nil
 }
 
-// lookbackKeys returns the keys of the global items of the windows of
-// size ending at or before now, newest first.
-func (r *Reader) lookbackKeys(keys window.Keys, size time.Duration, now time.Time) []map[string]types.AttributeValue {
-	start := now.UTC().Truncate(size)
-	out := make([]map[string]types.AttributeValue, r.cfg.Lookback)
-	for i := range out {
-		out[i] = map[string]types.AttributeValue{
-			window.AttrPK: window.Str(keys.Window(start.Add(-time.Duration(i) * size))),
-			window.AttrSK: window.Str(window.GlobalSK),
-		}
-	}
-	return out
-}
-
 // newest returns the item whose window starts last.
 func newest(items []map[string]types.AttributeValue) map[string]types.AttributeValue {
 	var best map[string]types.AttributeValue
@@ -261,21 +241,20 @@ func newest(items []map[string]types.AttributeValue) map[string]types.AttributeV
 // windows up to now. A window's global item is written when a shard
 // closes the window, so this is the last closed window, not the open one.
 func (r *Reader) Top(ctx context.Context, now time.Time) (Top, error) {
-	items, err := r.batchGet(ctx, r.cfg.Tables.Results, r.lookbackKeys(topn.Keys(r.cfg.TopNWindow), r.cfg.TopNWindow, now))
+	it, info, err := r.newestGlobal(ctx, topn.Keys(r.cfg.TopNWindow), r.cfg.TopNWindow, now, "topn")
 	if err != nil {
 		return Top{}, err
 	}
-	it := newest(items)
 	if it == nil {
-		return Top{TopRequests: []Talker{}, TopBytes: []Talker{}, Hosts: []Talker{}}, nil
+		return Top{WindowInfo: info, TopRequests: []Talker{}, TopBytes: []Talker{}, Hosts: []Talker{}}, nil
 	}
 	g, err := topn.ParseGlobal(it)
 	if err != nil {
 		return Top{}, fmt.Errorf("%s: %w", r.cfg.Tables.Results, err)
 	}
+	info.Final = g.Merged > 0 && g.Finals == g.Merged
 	return Top{
-		Found: true, WindowStart: &g.Start, WindowEnd: &g.End,
-		Final: g.Merged > 0 && g.Finals == g.Merged, Merged: g.Merged,
+		WindowInfo: info, Merged: g.Merged,
 		Requests: g.Requests, Bytes: g.Bytes, Exact: g.Exact(),
 		TopRequests: talkers(g.TopRequests), TopBytes: talkers(g.TopBytes), Hosts: talkers(g.Hosts),
 	}, nil
@@ -295,22 +274,21 @@ func botKeys(size time.Duration) window.Keys { return window.NewKeys("bot", size
 // Bots returns the newest global botdetect item among the last Lookback
 // windows up to now.
 func (r *Reader) Bots(ctx context.Context, now time.Time) (Bots, error) {
-	items, err := r.batchGet(ctx, r.cfg.Tables.Results, r.lookbackKeys(botKeys(r.cfg.BotWindow), r.cfg.BotWindow, now))
+	it, info, err := r.newestGlobal(ctx, botKeys(r.cfg.BotWindow), r.cfg.BotWindow, now, "botdetect")
 	if err != nil {
 		return Bots{}, err
 	}
-	it := newest(items)
 	if it == nil {
-		return Bots{Flagged: []BotIP{}}, nil
+		return Bots{WindowInfo: info, Flagged: []BotIP{}}, nil
 	}
 	res, err := botdetect.ParseGlobal(it)
 	if err != nil {
 		return Bots{}, fmt.Errorf("%s: %w", r.cfg.Tables.Results, err)
 	}
+	info.Final = res.Shards > 0 && res.FinalShards == res.Shards
 	b := Bots{
-		Found: true, WindowStart: &res.Start, WindowEnd: &res.End,
-		Final:    res.Shards > 0 && res.FinalShards == res.Shards,
-		Requests: res.Requests, BotRequests: res.BotRequests, BotShare: res.BotShare(),
+		WindowInfo: info,
+		Requests:   res.Requests, BotRequests: res.BotRequests, BotShare: res.BotShare(),
 		IPs: res.IPs, FlaggedIPs: res.FlaggedIPs, FlaggedRequests: res.FlaggedRequests,
 		Flagged: make([]BotIP, 0, min(len(res.Flagged), maxFlagged)),
 	}

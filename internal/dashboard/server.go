@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,7 +112,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.mux.HandleFunc("GET /api/hour", s.api([]string{"event"}, s.series(counters.Hour, HourPoints)))
 	s.mux.HandleFunc("GET /api/top", s.api(nil, s.top))
 	s.mux.HandleFunc("GET /api/bots", s.api(nil, s.bots))
-	s.mux.HandleFunc("GET /api/alarms", s.api([]string{"limit"}, s.alarms))
+	s.mux.HandleFunc("GET /api/alarms", s.api([]string{"limit", "page"}, s.alarms))
+	s.mux.HandleFunc("GET /api/series", s.api([]string{"res", "events", "points"}, s.multiSeries))
+	s.mux.HandleFunc("GET /api/table", s.api([]string{"events", "hours"}, s.table))
+	s.mux.HandleFunc("GET /api/histogram", s.api([]string{"minutes"}, s.histogram))
+	s.mux.HandleFunc("GET /api/edges", s.api(nil, s.edges))
+	s.mux.HandleFunc("GET /api/visitors", s.api(nil, s.visitors))
+	s.mux.HandleFunc("GET /api/anomaly", s.api(nil, s.anomaly))
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint")
 	})
@@ -325,16 +332,19 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 
 // ConfigInfo is /api/config: what the page needs to know.
 type ConfigInfo struct {
-	App          string   `json:"app"`
-	Event        string   `json:"event"`
-	RefreshMS    int64    `json:"refresh_ms"`
-	Time         TimeBase `json:"time"`
-	TopNWindowS  int64    `json:"topn_window_seconds"`
-	BotWindowS   int64    `json:"bot_window_seconds"`
-	Alarms       []string `json:"alarms"`
-	SecondPoints int      `json:"second_points"`
-	MinutePoints int      `json:"minute_points"`
-	HourPoints   int      `json:"hour_points"`
+	App              string           `json:"app"`
+	Event            string           `json:"event"`
+	RefreshMS        int64            `json:"refresh_ms"`
+	Time             TimeBase         `json:"time"`
+	TopNWindowS      int64            `json:"topn_window_seconds"`
+	BotWindowS       int64            `json:"bot_window_seconds"`
+	Alarms           []string         `json:"alarms"`
+	SecondPoints     int              `json:"second_points"`
+	MinutePoints     int              `json:"minute_points"`
+	HourPoints       int              `json:"hour_points"`
+	Events           []string         `json:"events"`
+	Windows          map[string]int64 `json:"window_seconds"`
+	HistogramPeriods []int            `json:"histogram_periods"`
 }
 
 func (s *Server) config(context.Context, url.Values) (any, error) {
@@ -342,6 +352,11 @@ func (s *Server) config(context.Context, url.Values) (any, error) {
 		App: s.cfg.App, Event: s.cfg.Event, RefreshMS: s.cfg.Refresh.Milliseconds(), Time: s.cfg.Time,
 		TopNWindowS: int64(s.cfg.TopNWindow / time.Second), BotWindowS: int64(s.cfg.BotWindow / time.Second),
 		Alarms: s.cfg.Alarms, SecondPoints: SecondPoints, MinutePoints: MinutePoints, HourPoints: HourPoints,
+		Events: s.cfg.Events, HistogramPeriods: histogramPeriods,
+		Windows: map[string]int64{
+			"topn": secs(s.cfg.TopNWindow), "botdetect": secs(s.cfg.BotWindow), "histogram": secs(s.cfg.HistogramWindow),
+			"visitors": secs(s.cfg.VisitorsWindow), "cloudfront-bytes": secs(s.cfg.EdgesWindow), "anomaly": secs(s.cfg.AnomalyWindow),
+		},
 	}, nil
 }
 
@@ -377,21 +392,161 @@ func (s *Server) bots(ctx context.Context, _ url.Values) (any, error) {
 	return s.reader.Bots(ctx, now)
 }
 
+func secs(d time.Duration) int64 { return int64(d / time.Second) }
+
 // defaultAlarmList is how many alarms /api/alarms returns without limit.
 const defaultAlarmList = 10
 
 func (s *Server) alarms(ctx context.Context, q url.Values) (any, error) {
-	limit := defaultAlarmList
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxAlarmList {
-			return nil, errBadParam{fmt.Sprintf("limit: a number from 1 to %d", maxAlarmList)}
-		}
-		limit = n
-	}
-	list, err := s.reader.Alarms(ctx, limit)
+	limit, err := intParam(q, "limit", defaultAlarmList, 1, maxAlarmList)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"alarms": list}, nil
+	page, err := intParam(q, "page", 1, 1, maxAlarmPages)
+	if err != nil {
+		return nil, err
+	}
+	if limit*page > maxAlarmScan {
+		return nil, errBadParam{fmt.Sprintf("limit x page: at most %d alarms back", maxAlarmScan)}
+	}
+	list, err := s.reader.Alarms(ctx, limit*page+1)
+	if err != nil {
+		return nil, err
+	}
+	more := len(list) > limit*page
+	list = list[min(len(list), (page-1)*limit):min(len(list), page*limit)]
+	return map[string]any{"alarms": list, "page": page, "limit": limit, "has_more": more}, nil
+}
+
+// maxAlarmPages bounds alarm paging.
+const maxAlarmPages = 100
+
+// intParam reads an optional integer parameter in [lo, hi].
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	if !q.Has(name) {
+		return def, nil
+	}
+	n, err := strconv.Atoi(q.Get(name))
+	if err != nil || n < lo || n > hi {
+		return 0, errBadParam{fmt.Sprintf("%s: a number from %d to %d", name, lo, hi)}
+	}
+	return n, nil
+}
+
+// eventsParam reads the comma-separated events parameter (default: the
+// configured event), at most maxEvents distinct valid names.
+func (s *Server) eventsParam(q url.Values) ([]string, error) {
+	if !q.Has("events") {
+		return []string{s.cfg.Event}, nil
+	}
+	parts := strings.Split(q.Get("events"), ",")
+	if len(parts) > maxEvents {
+		return nil, errBadParam{fmt.Sprintf("events: at most %d", maxEvents)}
+	}
+	out := make([]string, 0, len(parts))
+	for _, e := range parts {
+		if !ValidEvent(e) {
+			return nil, errBadParam{"events: comma-separated names of 1-64 characters of A-Z a-z 0-9 _ . : -"}
+		}
+		if !contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Point limits of /api/series per resolution: default, maximum.
+var seriesPoints = map[string]struct {
+	res      counters.Resolution
+	def, max int
+}{
+	"second": {counters.Second, SecondPoints, 300},
+	"minute": {counters.Minute, MinutePoints, 360},
+	"hour":   {counters.Hour, HourPoints, 168},
+}
+
+func (s *Server) multiSeries(ctx context.Context, q url.Values) (any, error) {
+	sp, ok := seriesPoints[q.Get("res")]
+	if !ok {
+		return nil, errBadParam{"res: second, minute or hour"}
+	}
+	events, err := s.eventsParam(q)
+	if err != nil {
+		return nil, err
+	}
+	n, err := intParam(q, "points", sp.def, 1, sp.max)
+	if err != nil {
+		return nil, err
+	}
+	now, err := s.reader.Now(ctx, events[0])
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.MultiSeries(ctx, sp.res, n, events, now)
+}
+
+// maxTableHours bounds /api/table (a week of hour buckets).
+const maxTableHours = 168
+
+func (s *Server) table(ctx context.Context, q url.Values) (any, error) {
+	events, err := s.eventsParam(q)
+	if err != nil {
+		return nil, err
+	}
+	hours, err := intParam(q, "hours", HourPoints, 1, maxTableHours)
+	if err != nil {
+		return nil, err
+	}
+	now, err := s.reader.Now(ctx, events[0])
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.reader.CounterTable(ctx, events, hours, now)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"rows": rows, "hours": hours, "now": now.UTC()}, nil
+}
+
+// histogramPeriods are the periods (minutes) /api/histogram sums.
+var histogramPeriods = []int{1, 5, 15, 60, 180, 360, 1440}
+
+func (s *Server) histogram(ctx context.Context, q url.Values) (any, error) {
+	minutes, err := intParam(q, "minutes", 15, 1, 1440)
+	if err != nil || !slices.Contains(histogramPeriods, minutes) {
+		return nil, errBadParam{"minutes: one of 1, 5, 15, 60, 180, 360, 1440"}
+	}
+	period := time.Duration(minutes) * time.Minute
+	if int(period/s.cfg.HistogramWindow) > maxHistogramWindows {
+		return nil, errBadParam{"minutes: too many histogram windows in this period; choose a shorter one"}
+	}
+	now, err := s.reader.Now(ctx, s.cfg.Event)
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.Histogram(ctx, period, now)
+}
+
+func (s *Server) edges(ctx context.Context, _ url.Values) (any, error) {
+	now, err := s.reader.Now(ctx, s.cfg.Event)
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.Edges(ctx, now)
+}
+
+func (s *Server) visitors(ctx context.Context, _ url.Values) (any, error) {
+	now, err := s.reader.Now(ctx, s.cfg.Event)
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.Visitors(ctx, now)
+}
+
+func (s *Server) anomaly(ctx context.Context, _ url.Values) (any, error) {
+	now, err := s.reader.Now(ctx, s.cfg.Event)
+	if err != nil {
+		return nil, err
+	}
+	return s.reader.Anomaly(ctx, now)
 }

@@ -28,6 +28,13 @@ func runDashboard(ctx context.Context, args []string, getenv func(string) string
 	event := fs.String("event", dashboard.DefaultEvent, "counters event the charts show (hit, order, 4xx, 5xx, clickstream names)")
 	topnWindow := fs.Duration("topn-window", dashboard.DefaultWindow, "window of the topn processor (processors.topn.window)")
 	botWindow := fs.Duration("bot-window", dashboard.DefaultWindow, "window of the botdetect processor (processors.botdetect.window)")
+	events := fs.String("events", "", "comma-separated counters events the page offers (default: --event, hit, order, 4xx, 5xx)")
+	histWindow := fs.Duration("histogram-window", dashboard.DefaultWindow, "window of the histogram processor")
+	histName := fs.String("histogram-name", "histogram", "name of the histogram processor instance")
+	visitorsWindow := fs.Duration("visitors-window", dashboard.DefaultWindow, "window of the visitors processor")
+	edgesWindow := fs.Duration("edges-window", dashboard.DefaultWindow, "window of the cloudfront-bytes processor")
+	anomalyWindow := fs.Duration("anomaly-window", dashboard.DefaultWindow, "score distribution window of the anomaly processor")
+	anomalyName := fs.String("anomaly-name", "anomaly", "name of the anomaly processor instance")
 	alarms := fs.String("alarms", dashboard.DefaultAlarm, "comma-separated alarm names (processors.orderflood.name) to list; * scans the alarm table (keyed modes)")
 	timeBase := fs.String("time", string(dashboard.WallClock), "wall: charts end now; data: they end at the newest bucket (replays of old logs)")
 	token := fs.String("token", getenv("SHARDWATCH_DASHBOARD_TOKEN"), "access token required beyond loopback (at least 16 characters; prefer the env variable SHARDWATCH_DASHBOARD_TOKEN, flags show in ps)")
@@ -48,6 +55,11 @@ func runDashboard(ctx context.Context, args []string, getenv func(string) string
 	cfg := dashboard.Config{
 		App: *app, Event: *event, TopNWindow: *topnWindow, BotWindow: *botWindow,
 		Alarms: splitList(*alarms), Refresh: *refresh, Time: dashboard.TimeBase(*timeBase),
+		HistogramWindow: *histWindow, HistogramName: *histName, VisitorsWindow: *visitorsWindow,
+		EdgesWindow: *edgesWindow, AnomalyWindow: *anomalyWindow, AnomalyName: *anomalyName,
+	}
+	if *events != "" {
+		cfg.Events = splitList(*events)
 	}
 	awsCfg, err := awsenv.Load(ctx, *region)
 	if err != nil {
