@@ -426,3 +426,35 @@ func TestCreateStreamWiring(t *testing.T) {
 		t.Error("the example's alarm e-mail has no subscription")
 	}
 }
+
+// AlarmTopicKind fifo sends order-flood messages to a FIFO topic with an
+// SQS FIFO queue: the worker's topic and its only sns:Publish grant.
+func TestFifoAlarmTopic(t *testing.T) {
+	e := evaluator(t, map[string]string{"AppName": "shop", "AlarmTopicKind": "fifo"})
+	c, err := TemplateContainer(e, "TaskDefinition")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := loadContainerConfig(t, c).Alarms.TopicARN
+	if topic != "arn:aws:sns:us-east-1:123456789012:shop-order-flood.fifo" {
+		t.Errorf("worker topic %q, want the FIFO topic", topic)
+	}
+	if p := props(t, e, "OrderFloodFifoTopic"); p["FifoTopic"] != true || p["ContentBasedDeduplication"] != false {
+		t.Errorf("FIFO topic properties %v", p)
+	}
+	if p := props(t, e, "OrderFloodQueueSubscription"); get(p, "Protocol") != "sqs" || get(p, "RawMessageDelivery") != true {
+		t.Errorf("subscription %v", p)
+	}
+	var publish []string
+	for _, st := range roleStatements(t, e, "TaskRole") {
+		if slices.Contains(st.Actions, "sns:Publish") {
+			publish = append(publish, st.Resources...)
+		}
+	}
+	if diff := cmp.Diff([]string{topic}, publish); diff != "" {
+		t.Errorf("sns:Publish resources (-want +got):\n%s", diff)
+	}
+	if e.Exists("OrderFloodQueue") != true || evaluator(t, nil).Exists("OrderFloodQueue") {
+		t.Error("the FIFO queue exists exactly when AlarmTopicKind is fifo")
+	}
+}
