@@ -39,6 +39,8 @@ var otherEnv = map[string]string{
 	"SHARDWATCH_CHAOS_SHARDS":       "make chaos: shard count",
 	"SHARDWATCH_CHAOS_FAULTS":       "make chaos: fault count or kinds",
 	"SHARDWATCH_CHAOS_RATE":         "make chaos: records per second",
+	"SHARDWATCH_CHAOS_TOPIC":        "make chaos: alarm topic kind, standard or fifo",
+	"SHARDWATCH_IMAGE_FULL":         "make image-test: also build and run the real consumer image",
 	"SHARDWATCH_CHAOS_DIR":          "make chaos: output directory",
 }
 
