@@ -20,6 +20,7 @@ const EnvProcessors = "SHARDWATCH_PROCESSORS"
 // here, in one place, so that the unknown-setting check accepts them.
 var otherEnv = map[string]string{
 	"SHARDWATCH_SHARDS":             "consumer setup: shard count of a stream it creates",
+	"SHARDWATCH_FIFO_TOPIC":         "consumer setup: create the alarm topic as a FIFO topic",
 	"SHARDWATCH_DASHBOARD_ADDR":     "consumer dashboard: listen address",
 	"SHARDWATCH_DASHBOARD_TOKEN":    "consumer dashboard: access token beyond loopback",
 	"SHARDWATCH_DASHBOARD_ALLOW":    "consumer dashboard: CIDRs allowed to connect",
