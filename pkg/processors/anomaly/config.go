@@ -123,13 +123,18 @@ const (
 func (c Config) rcfConfig(seed uint64) rcf.Config {
 	f := c.Forest
 	if c.Input == InputTraffic {
-		// Per-host series: a smaller forest so a 4-value snapshot
-		// (~400 KB) stays at two items and a model at ~0.6 MB.
+		// Per-host series: a smaller forest (50 trees x 128 samples), so
+		// a snapshot of 3 seconds x 4 series stays at ~0.8 MB (3 items).
 		if f.Trees == 0 {
 			f.Trees = 50
 		}
 		if f.SampleSize == 0 {
 			f.SampleSize = 128
+		}
+		if f.ShingleSize == 0 {
+			// A spike is a run of seconds: three seconds per point tell a
+			// sustained 10x from a one-second burst (README, evaluation).
+			f.ShingleSize = 3
 		}
 	}
 	dims := c.Values

@@ -14,7 +14,7 @@ func TestPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"botdetect", "counters", "histogram", "hrmetrics", "orderarchive", "orderflood", "topn"}
+	want := []string{"anomaly", "botdetect", "counters", "histogram", "hrmetrics", "orderarchive", "orderflood", "topn"}
 	if diff := cmp.Diff(want, reg.Names()); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}
