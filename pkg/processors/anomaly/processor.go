@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +97,7 @@ func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) 
 		return nil, err
 	}
 	var ua *useragent.Classifier
-	if cfg.Input == InputTraffic && containsStr(cfg.Series, SeriesBots) {
+	if cfg.Input == InputTraffic && slices.Contains(cfg.Series, SeriesBots) {
 		if ua, err = useragent.New(useragent.Config{}); err != nil {
 			return nil, fmt.Errorf("processors.%s: bot classifier: %w", app.Instance, err)
 		}
@@ -124,15 +125,6 @@ func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) 
 		}
 		return p, nil
 	}, nil
-}
-
-func containsStr(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // proc serves one shard lease: the models of the keys seen on the shard
@@ -439,6 +431,8 @@ func (p *proc) alarm(ctx context.Context, out processors.Emitter, m *model, t ti
 	if !won {
 		return // another worker publishes this period's alarm
 	}
+	// Printable ASCII under 100 characters, as SNS requires: the same
+	// clean-up as orderflood's message (to share in the alarm refactor).
 	subject := fmt.Sprintf("anomaly %s key %s: score %.2f > %.2f", p.name, m.key, score, p.cfg.Threshold)
 	subject = strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {
