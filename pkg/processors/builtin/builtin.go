@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"github.com/shardwatch/shardwatch/pkg/processors"
+	"github.com/shardwatch/shardwatch/pkg/processors/anomaly"
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
 	"github.com/shardwatch/shardwatch/pkg/processors/cloudfront"
 	"github.com/shardwatch/shardwatch/pkg/processors/counters"
@@ -16,6 +17,7 @@ import (
 // Plugins returns every built-in processor plugin, in a fixed order.
 func Plugins() []processors.Plugin {
 	return []processors.Plugin{
+		anomaly.Plugin(),
 		botdetect.Plugin(),
 		cloudfront.BotsPlugin(),
 		cloudfront.BytesPlugin(),

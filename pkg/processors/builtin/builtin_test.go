@@ -14,7 +14,7 @@ func TestPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"botdetect", "cloudfront-bots", "cloudfront-bytes", "cloudfront-cache", "counters", "histogram", "hrmetrics", "orderarchive", "orderflood", "topn", "visitors"}
+	want := []string{"anomaly", "botdetect", "cloudfront-bots", "cloudfront-bytes", "cloudfront-cache", "counters", "histogram", "hrmetrics", "orderarchive", "orderflood", "topn", "visitors"}
 	if diff := cmp.Diff(want, reg.Names()); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
 	}

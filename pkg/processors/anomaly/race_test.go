@@ -1,0 +1,5 @@
+//go:build race
+
+package anomaly_test
+
+func init() { raceEnabled = true }
