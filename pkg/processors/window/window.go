@@ -214,6 +214,13 @@ func (t *Tracker[S]) Seal() {
 	t.sealed = true
 }
 
+// Due reports whether the watermark has passed the close of an open
+// window, so the next Expire closes it whatever the clock says. It is
+// cheap (the oldest open window closes first).
+func (t *Tracker[S]) Due() bool {
+	return len(t.open) > 0 && !t.watermark.Before(t.open[0].End.Add(t.cfg.Grace))
+}
+
 // Expire closes the windows that are done at clock time now and returns
 // them oldest first. The slice is reused by the next Expire or CloseAll;
 // the windows are no longer tracked.

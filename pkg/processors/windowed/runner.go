@@ -236,6 +236,18 @@ func (r *runner[S]) Flush(ctx context.Context, out processors.Emitter) error {
 	return nil
 }
 
+// Urgent asks the pipeline for a flush between cadence flushes when a
+// window is due to close, so a closed window's result is written as soon
+// as its last records are read (processors.Urgent).
+func (r *runner[S]) Urgent() bool {
+	for _, t := range r.trackers {
+		if t.windows.Due() {
+			return true
+		}
+	}
+	return false
+}
+
 // Close ends the lease: final results for every window when the shard
 // ended, partials for the next owner on shutdown, nothing when the lease
 // was lost.
