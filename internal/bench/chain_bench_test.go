@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"sync"
@@ -41,6 +42,9 @@ var benchApp = processors.AppInfo{
 type memDynamoDB struct {
 	store *processortest.Store
 	items atomic.Int64
+	// units, when set, sums write units (1 per started KB of each item)
+	// by table and result name (the partition key up to its first '#').
+	units map[string]float64
 }
 
 func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -55,6 +59,11 @@ func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteI
 			return nil, err
 		}
 		m.items.Add(int64(len(its)))
+		if m.units != nil {
+			for _, it := range its {
+				m.units[table+" "+resultOf(it.Attrs)] += math.Ceil(float64(itemSize(it.Attrs)) / 1024)
+			}
+		}
 	}
 	return &dynamodb.BatchWriteItemOutput{}, nil
 }

@@ -75,8 +75,8 @@ func encodePartial(f *windowed.Fields, p *Partial) {
 	for _, x := range partialInts(p) {
 		f.SetInt(x.name, *x.v)
 	}
-	f.SetBytes(attrIPs+zipped, deflate(encodeEntries(p.IPs)))
-	f.SetBytes(attrHosts+zipped, deflate(encodeEntries(p.Hosts)))
+	f.SetBytes(attrIPs+window.Zipped, window.Deflate(encodeEntries(p.IPs)))
+	f.SetBytes(attrHosts+window.Zipped, window.Deflate(encodeEntries(p.Hosts)))
 }
 
 func decodePartial(f *windowed.Fields) (Partial, error) {
@@ -90,10 +90,10 @@ func decodePartial(f *windowed.Fields) (Partial, error) {
 	for name, dst := range map[string]*[]Entry{attrIPs: &p.IPs, attrHosts: &p.Hosts} {
 		var s string
 		var err error
-		if f.Has(name + zipped) {
+		if f.Has(name + window.Zipped) {
 			var b []byte
-			if b, err = f.Bytes(name + zipped); err == nil {
-				s, err = inflate(b)
+			if b, err = f.Bytes(name + window.Zipped); err == nil {
+				s, err = window.Inflate(b)
 			}
 		} else {
 			s, err = f.Str(name)

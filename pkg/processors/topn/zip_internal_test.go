@@ -27,8 +27,8 @@ func TestPartialRowsDeflatedAndTextStillRead(t *testing.T) {
 	if diff := cmp.Diff(p, got); diff != "" {
 		t.Errorf("deflated round trip (-want +got):\n%s", diff)
 	}
-	delete(m, attrIPs+zipped)
-	delete(m, attrHosts+zipped)
+	delete(m, attrIPs+window.Zipped)
+	delete(m, attrHosts+window.Zipped)
 	m[attrIPs] = window.Str(encodeEntries(p.IPs))
 	m[attrHosts] = window.Str(encodeEntries(p.Hosts))
 	if got, err = decodePartial(windowed.FieldsOf(m)); err != nil {
@@ -37,7 +37,7 @@ func TestPartialRowsDeflatedAndTextStillRead(t *testing.T) {
 	if diff := cmp.Diff(p, got); diff != "" {
 		t.Errorf("text partial (-want +got):\n%s", diff)
 	}
-	if _, err := inflate([]byte("not deflate")); err == nil {
+	if _, err := window.Inflate([]byte("not deflate")); err == nil {
 		t.Error("inflate of garbage: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package topn
+package window
 
 import (
 	"bytes"
@@ -8,15 +8,14 @@ import (
 	"sync"
 )
 
-// zipped suffixes the attribute of a partial's rows stored deflated (B):
-// "ips_z" holds what "ips" held as text. A partial of 250 candidates is
-// 10-20 KB of text and DynamoDB bills a write unit per KB, rewritten on
-// every flush while its window is open; deflated it is 3-4 times smaller.
-// Partials written as text (before) still decode.
-const zipped = "_z"
+// Zipped suffixes the name of an attribute stored deflated (B): "ips_z"
+// holds what "ips" held. DynamoDB bills a write unit per started KB of an
+// item, and a partial is rewritten on every flush while its window is
+// open: large partials (top-N candidates, bot states) are stored deflated.
+// Readers accept both names, so items written before still decode.
+const Zipped = "_z"
 
-// maxInflated bounds a decompressed row list (a partial item is at most
-// 400 KB, its text a few times that).
+// maxInflated bounds an inflated attribute (an item is at most 400 KB).
 const maxInflated = 8 << 20
 
 var (
@@ -27,7 +26,8 @@ var (
 	zrPool sync.Pool
 )
 
-func deflate(s string) []byte {
+// Deflate compresses s (fast level) for an attribute named with Zipped.
+func Deflate(s string) []byte {
 	var buf bytes.Buffer
 	w := zwPool.Get().(*flate.Writer)
 	w.Reset(&buf)
@@ -37,7 +37,8 @@ func deflate(s string) []byte {
 	return buf.Bytes()
 }
 
-func inflate(b []byte) (string, error) {
+// Inflate reverses Deflate; it refuses more than 8 MB.
+func Inflate(b []byte) (string, error) {
 	src := bytes.NewReader(b)
 	var r io.ReadCloser
 	if v := zrPool.Get(); v != nil {
@@ -52,10 +53,10 @@ func inflate(b []byte) (string, error) {
 	var out bytes.Buffer
 	n, err := io.Copy(&out, io.LimitReader(r, maxInflated+1))
 	if err != nil {
-		return "", fmt.Errorf("inflate rows: %w", err)
+		return "", fmt.Errorf("inflate: %w", err)
 	}
 	if n > maxInflated {
-		return "", fmt.Errorf("inflate rows: more than %d bytes", maxInflated)
+		return "", fmt.Errorf("inflate: more than %d bytes", maxInflated)
 	}
 	return out.String(), nil
 }
