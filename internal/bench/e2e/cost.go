@@ -456,7 +456,7 @@ func CostTable(runs []CostRun) string {
 				v[i] = f(r)
 			}
 			slices.Sort(v)
-			return v[len(v)/2]
+			return (v[(len(v)-1)/2] + v[len(v)/2]) / 2
 		}
 		rate := med(func(r CostRun) float64 { return r.RecordsPerSec })
 		for _, c := range TableClasses {
@@ -478,7 +478,7 @@ func CostTable(runs []CostRun) string {
 			d = append(d, r.DollarsPerShardMonth(false))
 			dAll = append(dAll, r.DollarsPerShardMonth(true))
 		}
-		mid := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+		mid := func(v []float64) float64 { slices.Sort(v); return (v[(len(v)-1)/2] + v[len(v)/2]) / 2 }
 		rp, ap := Summarize(res), Summarize(alarm)
 		fmt.Fprintf(&b, "| %s | $%.2f | $%.2f | $%.2f | %.4f | %.0f / %.0f (%d windows) | %.0f / %.0f (%d alarms) |\n", l, mid(d), mid(dAll),
 			PriceShardHour*hoursPerMonth, mid(cpu), rp.P50, rp.Max, len(res), ap.P50, ap.Max, len(alarm))
