@@ -25,7 +25,7 @@ LOCALSTACK := scripts/localstack
 # Runs a command with the local stack's AWS_* variables exported.
 WITH_STACK_ENV = eval "$$($(LOCALSTACK) env)" &&
 
-.PHONY: eval-bots chaos image image-test flaky build test test-examples test-short stack-up stack-down stack-status stack-env lint vulncheck bench demo clean
+.PHONY: eval-bots chaos image image-test flaky build test test-examples test-short stack-up stack-down stack-status stack-env lint vulncheck bench bench-cost demo clean
 
 build: ## Build every binary into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -111,6 +111,9 @@ chaos: ## Chaos run on a private stack (50 faults): SHARDWATCH_CHAOS_SEED, _WORK
 
 bench: ## Performance suite: Go benchmarks (benchstat), end to end vs the counting baseline on the local stack, profiles; report -> docs/performance.md
 	scripts/bench $(BENCH_ARGS)
+
+bench-cost: ## DynamoDB units per shard-second by table and $ per shard-month (example config, 8 shards), about 3 minutes
+	scripts/bench --cost $(BENCH_ARGS)
 
 demo: ## Local stack + resources + producer + two workers
 	scripts/demo

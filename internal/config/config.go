@@ -100,6 +100,7 @@ func Defaults() Consumer {
 		PollInterval:    250 * time.Millisecond,
 		MaxRecords:      10000,
 		ShutdownTimeout: 25 * time.Second,
+		FlushInterval:   flushAuto,
 		OpsAddr:         "127.0.0.1:9090",
 		LogFormat:       "json",
 		LogLevel:        "info",
@@ -142,7 +143,7 @@ func (c *Consumer) scalars() []scalar {
 		{"audit_log", &c.AuditLog, "file that records the position of every processed record (debugging)"},
 		{"retention", &c.Retention, "how long result items live (DynamoDB TTL)"},
 		{"pprof", &c.Pprof, "serve /debug/pprof/ on ops_addr: true or false (profiling; keep the port private)"},
-		{"flush_interval", &c.FlushInterval, "least time between result flushes and checkpoints (0 = after every batch)"},
+		{"flush_interval", &c.FlushInterval, "least time between result flushes and checkpoints (default 5s, at most failover_time/2; 0 = after every batch); alarms and closed windows flush at once"},
 		{"tables.leases", &c.Tables.Leases, "lease table (default: app)"},
 		{"tables.results", &c.Tables.Results, "results table (default: app-results)"},
 		{"tables.counters", &c.Tables.Counters, "event counters table (default: app-counters)"},
@@ -298,7 +299,19 @@ func setScalar(s scalar, v string) error {
 	return nil
 }
 
+// DefaultFlushInterval is flush_interval when none is set (capped at
+// failover_time/2): a checkpoint and one write of each changed partial per
+// shard every 5 s instead of every batch, at most ~5 s of records replayed
+// after a crash (docs/performance.md, DynamoDB cost).
+const DefaultFlushInterval = 5 * time.Second
+
+// flushAuto marks flush_interval as not set: DefaultFlushInterval, capped.
+const flushAuto = -1
+
 func (c *Consumer) fillDefaults() {
+	if c.FlushInterval == flushAuto {
+		c.FlushInterval = min(DefaultFlushInterval, c.FailoverTime/2)
+	}
 	if c.Tables.Leases == "" {
 		c.Tables.Leases = c.App
 	}

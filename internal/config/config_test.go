@@ -274,3 +274,26 @@ func TestDecoderSettings(t *testing.T) {
 		t.Errorf("Decoder() = %v, %+v, %v", f, o, err)
 	}
 }
+
+// flush_interval defaults to 5s, capped at half of failover_time; an
+// explicit value (0 included) is kept.
+func TestFlushIntervalDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 5 * time.Second},
+		{[]string{"--failover-time", "6s"}, 3 * time.Second},
+		{[]string{"--flush-interval", "0s"}, 0},
+		{[]string{"--flush-interval", "2s"}, 2 * time.Second},
+	} {
+		args := append([]string{"--config", writeFile(t, "stream: s\napp: a\nprocessors: {hrmetrics: {}}\n")}, tc.args...)
+		c, err := Load(args, env(nil), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.FlushInterval != tc.want {
+			t.Errorf("%v: flush_interval = %s; want %s", tc.args, c.FlushInterval, tc.want)
+		}
+	}
+}

@@ -33,8 +33,13 @@ type shardProcessor struct {
 	good     []processors.Raw // raws less dead-lettered aggregates
 	dls      []processors.DeadLetter
 	// pending is the last sequence processed but not yet checkpointed
-	// (only set when a checkpoint failed transiently).
+	// (between flushes with a flush interval, or after a transient
+	// checkpoint failure).
 	pending string
+	// unaudited holds the positions (Meta only) of records processed
+	// since the last durable flush: the audit line means "results
+	// written", so it waits for the flush. Bounded by the flush interval.
+	unaudited []processors.Raw
 }
 
 // Initialize is called once the engine holds the lease.
@@ -159,20 +164,43 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	if len(p.raws) > 0 {
-		if err := p.w.audit(p.ctx, p.raws, p.w.cfg.WorkerID); err != nil {
-			p.log.Error("audit log", zap.Error(err))
-			p.giveUp("audit log failed")
-			return
-		}
 		p.pending = p.raws[len(p.raws)-1].Meta.SequenceNumber
 	}
 	// Checkpoint only when every processed record's results are durable
 	// (with a flush interval, not after every batch).
-	if p.pending == "" || !p.pipe.Durable() {
+	if !p.pipe.Durable() {
+		if p.w.auditing() {
+			for i := range p.raws {
+				p.unaudited = append(p.unaudited, processors.Raw{Meta: p.raws[i].Meta})
+			}
+		}
+		return
+	}
+	if p.w.auditing() {
+		p.unaudited = append(p.unaudited, p.raws...)
+		if err := p.flushAudit(); err != nil {
+			p.log.Error("audit log", zap.Error(err))
+			p.giveUp("audit log failed")
+			return
+		}
+	}
+	if p.pending == "" {
 		return
 	}
 	seq := p.pending
 	p.checkpoint(in.Checkpointer, &seq)
+}
+
+// flushAudit writes the audit lines of the records whose results are now
+// durable.
+func (p *shardProcessor) flushAudit() error {
+	if len(p.unaudited) == 0 {
+		return nil
+	}
+	err := p.w.audit(p.ctx, p.unaudited, p.w.cfg.WorkerID)
+	clear(p.unaudited)
+	p.unaudited = p.unaudited[:0]
+	return err
 }
 
 // deadLetterMalformed writes the malformed KPL aggregates the ReadGuard
@@ -268,6 +296,9 @@ func (p *shardProcessor) handOver(c kcl.IRecordProcessorCheckpointer) {
 	if err := p.closePipe(processors.Shutdown); err != nil {
 		p.log.Error("hand-over: close processors; releasing without checkpoint", zap.Error(err))
 	} else if p.pending != "" {
+		if err := p.flushAudit(); err != nil {
+			p.log.Error("audit log", zap.Error(err))
+		}
 		seq := p.pending
 		p.checkpoint(c, &seq)
 	}
@@ -324,12 +355,18 @@ func (p *shardProcessor) Shutdown(in *kcl.ShutdownInput) {
 			p.log.Error("close at shard end; SHARD_END not written", zap.Error(err))
 			return
 		}
+		if err := p.flushAudit(); err != nil {
+			p.log.Error("audit log", zap.Error(err))
+		}
 		p.checkpoint(in.Checkpointer, nil)
 		p.log.Info("shard ended", zap.Bool("lost", p.isLost()))
 	case kcl.REQUESTED:
 		if err := p.closePipe(processors.Shutdown); err != nil {
 			p.log.Error("close at shutdown", zap.Error(err))
 			return
+		}
+		if err := p.flushAudit(); err != nil {
+			p.log.Error("audit log", zap.Error(err))
 		}
 		if p.pending != "" {
 			seq := p.pending

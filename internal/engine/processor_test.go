@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +292,51 @@ func TestClaimedLeaseIsHandedOverAfterCheckpoint(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"1"}, cp.seqs); d != "" {
 		t.Errorf("checkpoints (-want +got):\n%s", d)
+	}
+}
+
+type stepClock struct{ t time.Time }
+
+func (c *stepClock) Now() time.Time { return c.t }
+
+// With a flush interval, a record's audit line ("results written") and
+// its checkpoint wait for the flush that makes its results durable.
+func TestAuditAndCheckpointWaitForTheFlush(t *testing.T) {
+	h := newHarness(t)
+	sc := &stepClock{t: time.Unix(1700000000, 0)}
+	h.w.cfg.Pipeline.FlushInterval = 5 * time.Second
+	h.w.cfg.Pipeline.Clock = sc
+	h.p.pipe = nil // reopen with the settings above
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, err := OpenAuditLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h.w.auditLog = a
+	lines := func() int {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), "\n")
+	}
+	cp := &fakeCheckpointer{}
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Records: recs("1=ok:a"), Checkpointer: cp}) // first flush is due
+	sc.t = sc.t.Add(time.Second)
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Records: recs("2=ok:b", "3=ok:c"), Checkpointer: cp})
+	if got := lines(); got != 1 {
+		t.Errorf("audit lines before the flush = %d; want 1", got)
+	}
+	if d := cmp.Diff([]string{"1"}, cp.seqs); d != "" {
+		t.Errorf("checkpoints before the flush (-want +got):\n%s", d)
+	}
+	sc.t = sc.t.Add(5 * time.Second)
+	h.p.ProcessRecords(&kcl.ProcessRecordsInput{Checkpointer: cp}) // an idle poll flushes
+	if got := lines(); got != 3 {
+		t.Errorf("audit lines after the flush = %d; want 3", got)
+	}
+	if d := cmp.Diff([]string{"1", "3"}, cp.seqs); d != "" {
+		t.Errorf("checkpoints after the flush (-want +got):\n%s", d)
 	}
 }

@@ -195,6 +195,8 @@ func chainHooks(h processors.Hooks, m *Metrics, c *counts) processors.Hooks {
 // Started is closed once the engine has started.
 func (w *Worker) Started() <-chan struct{} { return w.started }
 
+func (w *Worker) auditing() bool { return w.auditLog != nil }
+
 func (w *Worker) audit(ctx context.Context, raws []processors.Raw, worker string) error {
 	if w.auditLog == nil {
 		return nil

@@ -77,7 +77,9 @@ type Config struct {
 	// FlushInterval is the least time between processor flushes (and so
 	// between checkpoints). Zero flushes after every batch. A longer
 	// interval writes each partial result less often at the price of more
-	// records to replay after a crash and a later alarm.
+	// records to replay after a crash and later running results; a
+	// processor that must not wait (an alarm, a closed window) asks for
+	// its own flush through Urgent.
 	FlushInterval time.Duration
 	// RetryBackoff bounds the wait between sink write attempts (default
 	// 100 ms doubling to 5 s).
@@ -141,6 +143,7 @@ type ShardPipeline struct {
 	dec     Decoder
 	procs   []Named
 	insts   []Processor
+	urgent  []Urgent // per instance; nil when it does not implement Urgent
 	out     batchEmitter
 	recs    []records.Record
 	dls     []DeadLetter
@@ -186,6 +189,8 @@ func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) 
 			return nil, fmt.Errorf("shard %s: start processor %s: %w", shard.ShardID, n.Name, err)
 		}
 		p.insts = append(p.insts, inst)
+		u, _ := inst.(Urgent)
+		p.urgent = append(p.urgent, u)
 	}
 	return p, nil
 }
@@ -231,8 +236,25 @@ func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
 		}
 		p.dirty = false
 		p.lastFlush = p.cfg.Clock.Now()
+	} else if err := p.flushUrgent(ctx); err != nil {
+		return err
 	}
 	return p.write(ctx)
+}
+
+// flushUrgent flushes the processors that ask for it (Urgent) between
+// cadence flushes. The pipeline stays dirty: the others' results are not
+// durable, so the checkpoint waits for the next cadence flush.
+func (p *ShardPipeline) flushUrgent(ctx context.Context) error {
+	for i, u := range p.urgent {
+		if u == nil || !u.Urgent() {
+			continue
+		}
+		if err := p.insts[i].Flush(ctx, &p.out); err != nil {
+			return fmt.Errorf("shard %s: flush processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
+		}
+	}
+	return p.out.err
 }
 
 // decodeChunk is the most records a pipeline decodes and holds at once.

@@ -117,12 +117,25 @@ type Emitter interface {
 type Processor interface {
 	// Process handles the next records of the shard, in sequence order.
 	Process(ctx context.Context, recs []records.Record, out Emitter) error
-	// Flush is called after every batch (and on idle polls): emit partial
-	// results for windows that changed and final results for windows that
-	// closed by now.
+	// Flush is called on the pipeline's flush cadence (after every batch
+	// with FlushInterval 0; at most every FlushInterval otherwise, and on
+	// idle polls) and when the processor asks for it (Urgent): emit
+	// partial results for windows that changed and final results for
+	// windows that closed by now.
 	Flush(ctx context.Context, out Emitter) error
 	// Close ends the instance; see Reason for what to emit.
 	Close(ctx context.Context, reason Reason, out Emitter) error
+}
+
+// Urgent is optionally implemented by a Processor whose output must not
+// wait for the flush cadence: an alarm, a window that just closed. After
+// every batch the pipeline asks each such processor; when Urgent returns
+// true it calls that processor's Flush at once and writes what it emitted,
+// without flushing the others (the checkpoint still waits for the
+// cadence, so a crash replays no more than before). Urgent must be cheap:
+// it runs once per batch.
+type Urgent interface {
+	Urgent() bool
 }
 
 // Factory builds a processor for a newly leased shard. Start-up work that

@@ -32,7 +32,7 @@ type Config struct {
 	// max_records; default 10,000 as its config).
 	MaxRecords int
 	// FlushInterval is the consumer's flush_interval (0: its default,
-	// a flush and checkpoint after every batch).
+	// 5 s since issue 16).
 	FlushInterval time.Duration
 	// BurstEvery and BurstOrders shape the order bursts of the live phase
 	// that make the consumer raise alarms (orderflood configured with

@@ -121,6 +121,27 @@ func startWorker(cfg Config, kind Kind, r *resources, dir string, i, maxLeases i
 	return w, nil
 }
 
+// start runs bin with args, its output in logPath.
+func (w *worker) start(bin string, args []string, logPath string) error {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	w.logFile = f
+	w.cmd = exec.Command(bin, args...)
+	w.cmd.Env = os.Environ()
+	w.cmd.Stdout, w.cmd.Stderr = f, f
+	if err := w.cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", w.id, err)
+	}
+	go func() {
+		w.err = w.cmd.Wait()
+		close(w.done)
+	}()
+	return nil
+}
+
 func (w *worker) exited() bool {
 	select {
 	case <-w.done:

@@ -231,6 +231,13 @@ func (p *producer) put(ctx context.Context, es []entry) ([]uint64, error) {
 	return keys, nil
 }
 
+// count returns how many records were stored so far.
+func (p *producer) count() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return int64(len(p.puts))
+}
+
 func (p *producer) putTime(k uint64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -232,7 +232,7 @@ func summarize(s *e2e.Session) []*fleet {
 
 func flushNote(d time.Duration) string {
 	if d <= 0 {
-		return ", the consumer flushing and checkpointing after every batch (its default)"
+		return ", the consumer at its default flush_interval (5 s: results and checkpoint every 5 s, alarms and closing windows at once; the latency below waits for that flush)"
 	}
 	return fmt.Sprintf(", the consumer with flush_interval %s", d)
 }

@@ -60,7 +60,7 @@ func partialItems(table string, k window.Keys, shardID string, start, end time.T
 		}
 		lo, hi := c*chunkIPs, min((c+1)*chunkIPs, len(s.ips))
 		buf = appendChunk(buf[:0], s.ips[lo:hi], s.stats[lo:hi])
-		state := &types.AttributeValueMemberB{Value: slices.Clone(buf)}
+		state := &types.AttributeValueMemberB{Value: window.Deflate(string(buf))}
 		var attrs map[string]types.AttributeValue
 		var sk string
 		if c == 0 {
@@ -81,7 +81,7 @@ func partialItems(table string, k window.Keys, shardID string, start, end time.T
 				Final: final, ExpiresAt: expires}.Attrs(2)
 			attrs[attrChunk] = window.Int(int64(c))
 		}
-		attrs[attrState] = state
+		attrs[attrState+window.Zipped] = state
 		items = append(items, processors.Item{Table: table, Key: pk + "|" + sk, Attrs: attrs})
 	}
 	return items, buf
@@ -172,16 +172,33 @@ func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardP
 }
 
 func (p *shardPartial) addChunk(it map[string]types.AttributeValue) error {
-	b, _ := it[attrState].(*types.AttributeValueMemberB)
-	if b == nil {
-		return fmt.Errorf("%w: missing %s", window.ErrBadItem, attrState)
+	state, err := chunkState(it)
+	if err != nil {
+		return err
 	}
-	return decodeChunk(b.Value, func(ip string, st ipStat) {
+	return decodeChunk(state, func(ip string, st ipStat) {
 		if _, dup := p.ips[ip]; !dup {
 			p.order = append(p.order, ip)
 		}
 		p.ips[ip] = st
 	})
+}
+
+// chunkState returns a chunk's encoded IP states, stored deflated
+// (state_z) or, by earlier versions, as is (state).
+func chunkState(it map[string]types.AttributeValue) ([]byte, error) {
+	if z, ok := it[attrState+window.Zipped].(*types.AttributeValueMemberB); ok {
+		s, err := window.Inflate(z.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", window.ErrBadItem, attrState+window.Zipped, err)
+		}
+		return []byte(s), nil
+	}
+	b, _ := it[attrState].(*types.AttributeValueMemberB)
+	if b == nil {
+		return nil, fmt.Errorf("%w: missing %s", window.ErrBadItem, attrState)
+	}
+	return b.Value, nil
 }
 
 // restoreState rebuilds a window's in-memory state from a shard partial.

@@ -39,7 +39,7 @@ func DefaultConfig() Config {
 		Minutes: true, Hours: true,
 		SecondsRetention: time.Hour,
 		MaxEvents:        100,
-		UpdateInterval:   10 * time.Second,
+		UpdateInterval:   time.Minute,
 	}
 }
 

@@ -976,3 +976,5 @@ func (p *processor) StateSize() int {
 	}
 	return n
 }
+
+func (p *processor) Urgent() bool { return len(p.changed) > 0 } // processors.Urgent: evaluate new orders at once, not on the flush cadence

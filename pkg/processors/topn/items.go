@@ -75,8 +75,8 @@ func encodePartial(f *windowed.Fields, p *Partial) {
 	for _, x := range partialInts(p) {
 		f.SetInt(x.name, *x.v)
 	}
-	f.SetStr(attrIPs, encodeEntries(p.IPs))
-	f.SetStr(attrHosts, encodeEntries(p.Hosts))
+	f.SetBytes(attrIPs+window.Zipped, window.Deflate(encodeEntries(p.IPs)))
+	f.SetBytes(attrHosts+window.Zipped, window.Deflate(encodeEntries(p.Hosts)))
 }
 
 func decodePartial(f *windowed.Fields) (Partial, error) {
@@ -88,7 +88,16 @@ func decodePartial(f *windowed.Fields) (Partial, error) {
 		}
 	}
 	for name, dst := range map[string]*[]Entry{attrIPs: &p.IPs, attrHosts: &p.Hosts} {
-		s, err := f.Str(name)
+		var s string
+		var err error
+		if f.Has(name + window.Zipped) {
+			var b []byte
+			if b, err = f.Bytes(name + window.Zipped); err == nil {
+				s, err = window.Inflate(b)
+			}
+		} else {
+			s, err = f.Str(name)
+		}
 		if err == nil {
 			*dst, err = parseEntries(s)
 		}

@@ -30,7 +30,12 @@ func (p Position) IsZero() bool { return p.Seq == "" && p.Sub == 0 }
 // leading zeros are ignored, then the longer number is larger, then the
 // digits decide.
 func (p Position) Compare(q Position) int {
-	a, b := strings.TrimLeft(p.Seq, "0"), strings.TrimLeft(q.Seq, "0")
+	a, b := p.Seq, q.Seq
+	// Fast path (once per record and processor): a shard's sequence
+	// numbers have the same length and no leading zero.
+	if len(a) != len(b) || len(a) == 0 || a[0] == '0' || b[0] == '0' {
+		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	}
 	switch {
 	case len(a) < len(b):
 		return -1

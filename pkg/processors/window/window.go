@@ -117,6 +117,7 @@ type Tracker[S any] struct {
 	closed     []*Window[S] // reused result of Expire/CloseAll
 	recent     []time.Time  // starts closed by the last Expire, kept in the cursor
 	last       *Window[S]   // fast path: consecutive records share a window
+	lastDue    time.Time    // last.End + Grace
 	watermark  time.Time
 	closedUpTo time.Time // End of the newest closed window
 	pos        Position  // newest position seen
@@ -148,11 +149,13 @@ func (t *Tracker[S]) Add(ev time.Time, pos Position) (*Window[S], Verdict) {
 		return nil, Undated
 	}
 	t.active = true
-	w := t.last
+	w, due := t.last, t.lastDue
 	if w == nil || ev.Before(w.Start) || !ev.Before(w.End) {
-		w = t.find(ev)
+		if w = t.find(ev); w != nil {
+			due = w.End.Add(t.cfg.Grace)
+		}
 	}
-	if w != nil && !t.watermark.Before(w.End.Add(t.cfg.Grace)) {
+	if w != nil && !t.watermark.Before(due) {
 		// Due but not yet expired: late, so results do not depend on
 		// when Flush runs.
 		w = nil
@@ -170,11 +173,12 @@ func (t *Tracker[S]) Add(ev time.Time, pos Position) (*Window[S], Verdict) {
 		}
 		w = &Window[S]{Start: start, End: end, State: t.newState()}
 		t.insert(w)
+		due = end.Add(t.cfg.Grace)
 	} else if !w.skipTo.IsZero() && pos.Compare(w.skipTo) <= 0 {
 		t.counts.Replayed++
 		return nil, Replayed
 	}
-	t.last = w
+	t.last, t.lastDue = w, due
 	if ev.After(t.watermark) {
 		t.watermark = ev
 	}
@@ -212,6 +216,13 @@ func (t *Tracker[S]) Seal() {
 		}
 	}
 	t.sealed = true
+}
+
+// Due reports whether the watermark has passed the close of an open
+// window, so the next Expire closes it whatever the clock says. It is
+// cheap (the oldest open window closes first).
+func (t *Tracker[S]) Due() bool {
+	return len(t.open) > 0 && !t.watermark.Before(t.open[0].End.Add(t.cfg.Grace))
 }
 
 // Expire closes the windows that are done at clock time now and returns

@@ -139,6 +139,29 @@ type tracker[S any] struct {
 	keys    window.Keys
 	windows *window.Tracker[S]
 	pending []*pending
+	// written is what the last cursor written decides (see cursorKey).
+	written cursorKey
+}
+
+// cursorKey is what a new owner's decisions depend on in a cursor: which
+// partials to load (Windows), the closed horizon, and the lateness horizon
+// (the start of the window the watermark minus grace falls in: a record
+// is late exactly when its window starts before it). The watermark and
+// position themselves only move Replayed/Late counts, never a result, so
+// a cursor that differs only in those is not rewritten: one write unit
+// less per flush and window size.
+type cursorKey struct {
+	windows    string
+	closedUpTo time.Time
+	late       time.Time
+}
+
+func (t *tracker[S]) cursorKey(c window.Cursor) cursorKey {
+	var b strings.Builder
+	for _, w := range c.Windows {
+		b.WriteString(window.FormatTime(w))
+	}
+	return cursorKey{windows: b.String(), closedUpTo: c.ClosedUpTo, late: t.Config.Start(c.Watermark.Add(-t.Grace))}
 }
 
 type runner[S any] struct {
@@ -236,6 +259,18 @@ func (r *runner[S]) Flush(ctx context.Context, out processors.Emitter) error {
 	return nil
 }
 
+// Urgent asks the pipeline for a flush between cadence flushes when a
+// window is due to close, so a closed window's result is written as soon
+// as its last records are read (processors.Urgent).
+func (r *runner[S]) Urgent() bool {
+	for _, t := range r.trackers {
+		if t.windows.Due() {
+			return true
+		}
+	}
+	return false
+}
+
 // Close ends the lease: final results for every window when the shard
 // ended, partials for the next owner on shutdown, nothing when the lease
 // was lost.
@@ -318,7 +353,11 @@ func (r *runner[S]) flush(ctx context.Context, out processors.Emitter, t *tracke
 	}
 	t.windows.MarkClean()
 	if emitted {
-		out.Put(window.CursorItem(r.table, t.keys, r.env.Shard.ShardID, t.windows.Cursor(), r.expires(t, t.windows.Watermark())))
+		c := t.windows.Cursor()
+		if k := t.cursorKey(c); k != t.written {
+			out.Put(window.CursorItem(r.table, t.keys, r.env.Shard.ShardID, c, r.expires(t, t.windows.Watermark())))
+			t.written = k
+		}
 	}
 	r.late += t.windows.TakeCounts().Late
 }

@@ -42,16 +42,89 @@ func main() {
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchrun e2e|report [flags]")
+		return errors.New("usage: benchrun e2e|cost|report [flags]")
 	}
 	switch args[0] {
 	case "e2e":
 		return runE2E(ctx, args[1:], stderr)
+	case "cost":
+		return runCost(ctx, args[1:], stderr)
 	case "report":
 		return runReport(args[1:], stderr)
 	default:
 		return fmt.Errorf("unknown command %q (want e2e or report)", args[0])
 	}
+}
+
+// runCost measures DynamoDB units per shard-second (see e2e.RunCost).
+func runCost(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := e2e.CostDefaults()
+	fs := flag.NewFlagSet("cost", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.OutDir, "out", "", "output directory")
+	bins := fs.String("consumer", "", "consumer binaries to compare, label=path[@config], comma-separated (runs alternate)")
+	fs.StringVar(&cfg.DataDir, "data", "../shared/data", "shared data directory")
+	fs.StringVar(&cfg.Example, "config", "deploy/consumer.example.yaml", "worker configuration measured (its processors and flush settings)")
+	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "put rate, records/s over the whole stream")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "stream shards")
+	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "repetitions of every build")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "put time before the measurement starts")
+	fs.DurationVar(&cfg.Seconds, "seconds", cfg.Seconds, "measured time")
+	fs.DurationVar(&cfg.BurstEvery, "burst-every", cfg.BurstEvery, "order burst period")
+	md := fs.String("md", "", "write the Markdown table here too")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, b := range strings.Split(*bins, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		label, path, ok := strings.Cut(b, "=")
+		if !ok {
+			label, path = filepath.Base(b), b
+		}
+		path, conf, hasConf := strings.Cut(path, "@")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		if hasConf {
+			if conf, err = filepath.Abs(conf); err != nil {
+				return err
+			}
+			abs += "@" + conf
+		}
+		cfg.Bins = append(cfg.Bins, label+"="+abs)
+	}
+	var err error
+	for _, p := range []*string{&cfg.OutDir, &cfg.DataDir, &cfg.Example} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
+			}
+		}
+	}
+	for k, v := range e2e.StackDefaults() {
+		if os.Getenv(k) == "" {
+			if err := os.Setenv(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	log, err := zap.NewDevelopment(zap.ErrorOutput(zap.CombineWriteSyncers(os.Stderr)))
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // stderr
+	runs, err := e2e.RunCost(ctx, cfg, log)
+	table := e2e.CostTable(runs)
+	fmt.Fprint(stderr, table)
+	if *md != "" {
+		if werr := os.WriteFile(*md, []byte(table), 0o644); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 func runE2E(ctx context.Context, args []string, stderr io.Writer) error {
