@@ -34,6 +34,7 @@ var otherEnv = map[string]string{
 	"SHARDWATCH_STACK_TIMEOUT":      "scripts/localstack: start-up deadline",
 	"SHARDWATCH_CHROMIUM":           "scripts/browser-deps and the dashboard browser test: Chromium binary",
 	"SHARDWATCH_UAEVAL_DIR":         "scripts/uaeval: where the User-Agent evaluation corpora are installed",
+	"SHARDWATCH_COST":               "internal/bench: per-processor write-unit estimates (TestChainWriteUnits)",
 	"SHARDWATCH_FULL_REPLAY":        "tests: replay every shared data file in full",
 	"SHARDWATCH_CHAOS_SEED":         "make chaos: fault schedule seed",
 	"SHARDWATCH_CHAOS_WORKERS":      "make chaos: worker count",
