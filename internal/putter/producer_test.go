@@ -129,9 +129,19 @@ func TestProducerTryAddFullThenDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "first call", func() bool { return gk.waiting.Load() == 1 })
+	// Offer entries until the producer pushes back. How many the run loop
+	// pulls into its next batch before that depends on scheduling (it
+	// keeps reading while the batch lingers), so the test waits for the
+	// push-back instead of predicting a count: what matters is that it
+	// comes, that the buffer's capacity is honoured, and that nothing
+	// accepted is lost.
 	var accepted []string
 	var full int
-	for i := range 10 {
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; full == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no push-back after %d entries", i)
+		}
 		d := fmt.Sprint(i)
 		switch err := pr.TryAdd(putter.Entry{PartitionKey: "k", Data: []byte(d)}); {
 		case err == nil:
@@ -142,9 +152,8 @@ func TestProducerTryAddFullThenDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Up to one entry may sit in the run loop besides the 3 buffered.
-	if len(accepted) < 3 || len(accepted) > 4 || full != 10-len(accepted) {
-		t.Fatalf("accepted %d, full %d; want 3-4 accepted, rest full", len(accepted), full)
+	if len(accepted) < 3 {
+		t.Fatalf("accepted %d before the first ErrFull; want at least the buffer's 3", len(accepted))
 	}
 	close(gk.gate)
 	pr.Close()
