@@ -91,9 +91,9 @@ type Window[S any] struct {
 	Covered Position
 	// Restored is true when State came from a previous owner's partial.
 	Restored bool
-	// Stale is free for the window's owner: the windowed runner sets it
-	// when records were added since it last wrote a running result.
-	Stale bool
+	// Stale is free for the window's owner: the windowed runner counts in
+	// it the running-result merges it still owes the window.
+	Stale uint8
 
 	skipTo Position // records at or below were counted by a previous owner
 	dirty  bool

@@ -226,6 +226,10 @@ func (r *runner[S]) restore(ctx context.Context, t *tracker[S]) error {
 	return nil
 }
 
+// staleMerges is how many running-result merges a change to an open
+// window earns: one at once and two more on the next publishes.
+const staleMerges = 3
+
 func (r *runner[S]) Process(_ context.Context, recs []records.Record, _ processors.Emitter) error {
 	for i := range recs {
 		rec := &recs[i]
@@ -235,7 +239,12 @@ func (r *runner[S]) Process(_ context.Context, recs []records.Record, _ processo
 		et, pos := rec.EventTime(), window.PositionOf(&rec.Meta)
 		for _, t := range r.trackers {
 			if w, v := t.windows.Add(et, pos); v == window.Accepted {
-				w.Stale = true
+				// Merge the running result now and twice more: another
+				// shard may write its partial just after this merge read
+				// it, and the last global write must see every shard's
+				// newest partial, or the open window's result stays
+				// short until it closes.
+				w.Stale = staleMerges
 				r.agg.Add(w.State, rec)
 			}
 		}
@@ -342,13 +351,13 @@ func (r *runner[S]) flush(ctx context.Context, out processors.Emitter, t *tracke
 			pd = r.partial(out, t, w, false)
 			emitted = true
 		}
-		if publish && w.Stale {
+		if publish && w.Stale > 0 {
 			if pd == nil {
 				pd = r.partial(nil, t, w, false)
 			}
 			pd.tries = mergeAttempts
 			r.merge(ctx, out, t, pd)
-			w.Stale = false
+			w.Stale--
 		}
 	}
 	t.windows.MarkClean()
