@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/internal/faultproxy"
+	"github.com/shardwatch/shardwatch/pkg/results"
 	"github.com/shardwatch/shardwatch/pkg/sinks"
 	"github.com/shardwatch/shardwatch/pkg/sinks/internal/sinktest"
 	"github.com/shardwatch/shardwatch/pkg/sinks/retry"
