@@ -154,31 +154,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, table, keyAttr string, item map
 		ExpressionAttributeNames:            map[string]string{"#k": keyAttr},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	attempts := 0
-	var wrote bool
-	err := s.do(ctx, func(ctx context.Context) error {
-		attempts++
-		_, err := s.api.PutItem(ctx, in)
-		if err == nil {
-			wrote = true
-			return nil
-		}
-		if !sinks.IsConditionFailed(err) {
-			return err
-		}
-		var ccf *types.ConditionalCheckFailedException
-		wrote = attempts > 1 && errors.As(err, &ccf) && attrsEqual(ccf.Item, item)
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("put if absent %s: %w", table, err)
-	}
-	if wrote {
-		s.written.Add(1)
-	} else {
-		s.existing.Add(1)
-	}
-	return wrote, nil
+	return s.conditionalPut(ctx, in, "put if absent")
 }
 
 // PutIf overwrites the item with item's key if it exists (condition
@@ -206,6 +182,15 @@ func (s *Store) PutIf(ctx context.Context, table, keyAttr string, item, cond map
 	if len(values) > 0 {
 		in.ExpressionAttributeValues = values
 	}
+	return s.conditionalPut(ctx, in, "put if")
+}
+
+// conditionalPut runs one conditional PutItem under the store's retries
+// and reports whether it wrote. A retried put whose condition fails counts
+// as ours when the stored item equals ours: the first attempt wrote it
+// before its response was lost (ReturnValuesOnConditionCheckFailure
+// ALL_OLD shows the stored item).
+func (s *Store) conditionalPut(ctx context.Context, in *dynamodb.PutItemInput, op string) (bool, error) {
 	attempts := 0
 	var wrote bool
 	err := s.do(ctx, func(ctx context.Context) error {
@@ -219,11 +204,11 @@ func (s *Store) PutIf(ctx context.Context, table, keyAttr string, item, cond map
 			return err
 		}
 		var ccf *types.ConditionalCheckFailedException
-		wrote = attempts > 1 && errors.As(err, &ccf) && attrsEqual(ccf.Item, item)
+		wrote = attempts > 1 && errors.As(err, &ccf) && attrsEqual(ccf.Item, in.Item)
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("put if %s: %w", table, err)
+		return false, fmt.Errorf("%s %s: %w", op, aws.ToString(in.TableName), err)
 	}
 	if wrote {
 		s.written.Add(1)
