@@ -1,9 +1,6 @@
 package botdetect
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/shardwatch/shardwatch/pkg/processors/processortest"
@@ -14,20 +11,7 @@ import (
 // the test when they are absent, as on a user's machine).
 
 // readLines returns the non-empty lines of a data file.
-func readLines(tb testing.TB, rel string) []string {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(processortest.DataDir(tb), rel))
-	if err != nil {
-		tb.Fatalf("read test data: %v", err)
-	}
-	var out []string
-	for l := range bytes.SplitSeq(b, []byte("\n")) {
-		if len(l) > 0 {
-			out = append(out, string(l))
-		}
-	}
-	return out
-}
+func readLines(tb testing.TB, rel string) []string { return processortest.ReadLines(tb, rel) }
 
 // loadRecords decodes a data file as one shard would see it.
 func loadRecords(tb testing.TB, rel string, f records.Format) []records.Record {

@@ -68,3 +68,20 @@ func LoadRecords(tb testing.TB, rel string, f records.Format) []records.Record {
 	}
 	return Sequence("shardId-000000000001", out)
 }
+
+// ReadLines returns the non-empty lines of a file under DataDir (skipping
+// the test when the data is absent).
+func ReadLines(tb testing.TB, rel string) []string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(DataDir(tb), rel))
+	if err != nil {
+		tb.Fatalf("read test data: %v", err)
+	}
+	var out []string
+	for l := range bytes.SplitSeq(b, []byte("\n")) {
+		if len(l) > 0 {
+			out = append(out, string(l))
+		}
+	}
+	return out
+}
