@@ -21,9 +21,13 @@ type Item struct {
 
 // Message is a notification to publish (SNS).
 type Message struct {
-	Topic      string
-	Subject    string
-	Body       []byte
+	Topic   string
+	Subject string
+	Body    []byte
+	// Text, when set, is a short form (SMS: at most 140 characters) for
+	// people: the message is published with MessageStructure json, so SMS
+	// and email subscribers get Text and every other protocol gets Body.
+	Text       string
 	Attributes map[string]string
 	// DedupID and GroupID become MessageDeduplicationId and
 	// MessageGroupId on FIFO topics (ARN ending in ".fifo"), which drop a

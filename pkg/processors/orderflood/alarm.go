@@ -26,15 +26,34 @@ type Alarm struct {
 	Name string `json:"name"`
 	Mode string `json:"mode"`
 	Key  string `json:"key,omitempty"`
-	// Period is the start of the suppression period (the history sort
-	// key): at most one alarm per ID and period, fleet-wide.
+	// Period is the alarm's time (the history sort key, to the second):
+	// the time of the order that breached. The alarms of an ID follow
+	// deterministically from the orders, so every worker that evaluates
+	// a breach finds the same time, and one conditional put elects the
+	// one that publishes it.
 	Period time.Time `json:"period"`
-	// The sliding window that breached: [WindowStart, WindowEnd).
+	// Time is the breaching order's time to the millisecond.
+	Time time.Time `json:"time"`
+	// The sliding window that breached: [WindowStart, WindowEnd], both
+	// ends included (WindowEnd = Time).
 	WindowStart time.Time `json:"window_start"`
 	WindowEnd   time.Time `json:"window_end"`
-	Orders      int64     `json:"orders"`
-	Threshold   int64     `json:"threshold"`
-	Severity    string    `json:"severity"`
+	// Orders is the sliding count at Time (order lines, invoices or
+	// hits, per Unit).
+	Orders    int64  `json:"orders"`
+	Unit      string `json:"unit"`
+	Threshold int64  `json:"threshold"`
+	// TriggerCount is the breaches (distinct order times whose count
+	// reached the threshold) in [Time - trigger_window, Time], this one
+	// and the suppressed ones included.
+	TriggerCount int64 `json:"trigger_count"`
+	// Approximate is set when a second held more than max_keys invoices
+	// or keys: the count may then be too high (invoices) or low (keys).
+	Approximate bool   `json:"approximate,omitempty"`
+	Severity    string `json:"severity"`
+	// Text is the notification's short form (at most 140 characters),
+	// what SMS and email subscribers get.
+	Text string `json:"text"`
 	// Top lists over the window, from every shard's partial counts.
 	TopCustomers []Top `json:"top_customers,omitempty"`
 	TopCountries []Top `json:"top_countries,omitempty"`
@@ -142,6 +161,8 @@ func historyItem(a *Alarm, body []byte, state, claim string, now, expires time.T
 		window.AttrWindowStart: window.Str(window.FormatTime(a.WindowStart)),
 		window.AttrWindowEnd:   window.Str(window.FormatTime(a.WindowEnd)),
 		"orders":               window.Int(a.Orders),
+		"trigger_count":        window.Int(a.TriggerCount),
+		"text":                 window.Str(a.Text),
 		"threshold":            window.Int(a.Threshold),
 		"severity":             window.Str(a.Severity),
 		"shards":               window.Int(int64(a.Shards)),
@@ -153,7 +174,9 @@ func historyItem(a *Alarm, body []byte, state, claim string, now, expires time.T
 		attrDedupID:            window.Str(a.DedupID),
 		attrStateAt:            window.Str(now.UTC().Format(time.RFC3339Nano)),
 		attrBody:               window.Str(string(body)),
-		window.AttrExpiresAt:   window.Int(expires.Unix()),
+	}
+	if !expires.IsZero() {
+		m[window.AttrExpiresAt] = window.Int(expires.Unix())
 	}
 	if a.Key != "" {
 		m["key"] = window.Str(a.Key)
@@ -217,22 +240,64 @@ func parseMarker(item map[string]types.AttributeValue) (*Alarm, []byte, bool, er
 	return &a, []byte(body), done, nil
 }
 
-// message returns the SNS notification of a.
-func message(topic string, a *Alarm, body []byte) processors.Message {
-	subject := fmt.Sprintf("%s: %d orders in %s (threshold %d)", a.Name, a.Orders,
-		a.WindowEnd.Sub(a.WindowStart), a.Threshold)
+// maxText is the longest short form: one SMS of ASCII text.
+const maxText = 140
+
+// shortText renders a's short form, at most maxText printable ASCII
+// characters: "order-flood: 42 order lines in 15 s (threshold 30) at
+// 2010-12-01 12:04:05 UTC, 3 triggers in the last minute".
+func shortText(a *Alarm, window, triggerWindow time.Duration) string {
+	who := a.Name
 	if a.Key != "" {
-		subject = fmt.Sprintf("%s %s %s: %d orders in %s (threshold %d)", a.Name, a.Mode, a.Key, a.Orders,
-			a.WindowEnd.Sub(a.WindowStart), a.Threshold)
+		who += " " + a.Mode + " " + a.Key
 	}
-	// SNS subjects are printable ASCII, under 100 characters; keys may
-	// be any text.
-	subject = strings.Map(func(r rune) rune {
+	approx := ""
+	if a.Approximate {
+		approx = "~"
+	}
+	tail := fmt.Sprintf(": %s%d %s in %s (threshold %d) at %s UTC, %d %s in the last %s",
+		approx, a.Orders, a.Unit, spoken(window), a.Threshold, a.Time.UTC().Format("2006-01-02 15:04:05"),
+		a.TriggerCount, plural(a.TriggerCount, "trigger", "triggers"), strings.TrimPrefix(spoken(triggerWindow), "1 "))
+	who = ascii(who)
+	if room := maxText - len(tail); len(who) > room {
+		who = who[:max(room-2, 0)] + ".."
+	}
+	return who + tail
+}
+
+// spoken writes d the way people say it: "15 s", "1 minute", "2 minutes".
+func spoken(d time.Duration) string {
+	switch {
+	case d >= time.Minute && d%time.Minute == 0:
+		n := int64(d / time.Minute)
+		return fmt.Sprintf("%d %s", n, plural(n, "minute", "minutes"))
+	default:
+		return fmt.Sprintf("%d s", int64(d/time.Second))
+	}
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// ascii replaces what SNS subjects and GSM text cannot carry.
+func ascii(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {
 			return '?'
 		}
 		return r
-	}, subject)
+	}, s)
+}
+
+// message returns the SNS notification of a: the JSON body for SQS,
+// Lambda and HTTP(S) subscribers, the short text for SMS and email.
+func message(topic string, a *Alarm, body []byte) processors.Message {
+	// SNS subjects are printable ASCII, under 100 characters.
+	subject := ascii(a.Text)
 	if len(subject) > 99 {
 		subject = subject[:99]
 	}
@@ -240,17 +305,19 @@ func message(topic string, a *Alarm, body []byte) processors.Message {
 		Topic:   topic,
 		Subject: subject,
 		Body:    body,
+		Text:    a.Text,
 		Attributes: map[string]string{
-			"alarm":    a.Name,
-			"severity": a.Severity,
-			"mode":     a.Mode,
-			"period":   periodKey(a.Period),
-			"orders":   strconv.FormatInt(a.Orders, 10),
-			"dedup_id": a.DedupID,
+			"alarm":         a.Name,
+			"severity":      a.Severity,
+			"mode":          a.Mode,
+			"period":        periodKey(a.Period),
+			"orders":        strconv.FormatInt(a.Orders, 10),
+			"trigger_count": strconv.FormatInt(a.TriggerCount, 10),
+			"dedup_id":      a.DedupID,
 		},
-		// One message group per alarm period: FIFO ordering across periods
-		// buys nothing, and a group blocked on one subscriber's failure
-		// would hold back no other alarm.
+		// One message group per alarm: FIFO ordering across alarms buys
+		// nothing, and a group blocked on one subscriber's failure would
+		// hold back no other alarm.
 		DedupID: a.DedupID,
 		GroupID: a.DedupID,
 	}

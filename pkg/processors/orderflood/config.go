@@ -26,6 +26,16 @@ const (
 	SourceHits   = "hits"   // KindHit records whose path matches Path
 )
 
+// Time sources: which timestamp places a record in the sliding window.
+const (
+	// TimeEvent is the record's own time (orders: InvoiceDate; hits: the
+	// log line's time), falling back to the arrival time.
+	TimeEvent = "event"
+	// TimeArrival is when Kinesis received the record (its
+	// ApproximateArrivalTimestamp), as KDA's ROWTIME.
+	TimeArrival = "arrival"
+)
+
 // Count units for order records.
 const (
 	CountInvoices = "invoices" // distinct InvoiceNo (an invoice has one line per product)
@@ -36,14 +46,24 @@ const (
 type Config struct {
 	// Name names the alarm (SNS attribute, alarm-history key, item keys).
 	// Two orderflood processors in one application need distinct names.
-	Name      string        `yaml:"name"`
-	Mode      string        `yaml:"mode"`
-	Source    string        `yaml:"source"`
-	Threshold int64         `yaml:"threshold"`
-	Window    time.Duration `yaml:"window"`
-	// Suppression: at most one alarm per period fleet-wide (per key in the
-	// keyed modes). Periods are aligned to event time.
+	Name      string `yaml:"name"`
+	Mode      string `yaml:"mode"`
+	Source    string `yaml:"source"`
+	Threshold int64  `yaml:"threshold"`
+	// Window is the range of the sliding count: the orders with times in
+	// [t-window, t] for each order time t, both ends included, as
+	// COUNT(*) OVER (RANGE INTERVAL '15' SECOND PRECEDING).
+	Window time.Duration `yaml:"window"`
+	// Time is the timestamp the window slides over: event or arrival.
+	Time string `yaml:"time"`
+	// Suppression is a sliding quiet time: a breach raises an alarm only
+	// when the previous alarm (of the same key) is at least this much
+	// older; the suppressed breaches are counted in the next alarm's
+	// trigger_count.
 	Suppression time.Duration `yaml:"suppression"`
+	// TriggerWindow is the range over which trigger_count counts breaches
+	// (RANGE INTERVAL '1' MINUTE PRECEDING).
+	TriggerWindow time.Duration `yaml:"trigger_window"`
 	// Grace keeps a second open for out-of-order records; Idle closes the
 	// seconds of an idle shard on the clock (see package window).
 	Grace time.Duration `yaml:"grace"`
@@ -68,28 +88,33 @@ type Config struct {
 	TopicARN string `yaml:"topic_arn"`
 	// PartialTTL is how long per-second partial items live.
 	PartialTTL time.Duration `yaml:"partial_ttl"`
-	// Retention is how long alarm-history items live; 0 uses the
-	// application's result retention.
+	// Retention is how long alarm-history items live; 0 keeps them
+	// forever (the history is evaluated per month or period).
 	Retention time.Duration `yaml:"retention"`
+	// Blocklist, when set, writes the top customers and IPs of every
+	// alarm to a blocklist item a web tier can read (see README.md).
+	Blocklist bool `yaml:"blocklist"`
 }
 
 // DefaultConfig returns the defaults every field not set in YAML keeps.
 func DefaultConfig() Config {
 	return Config{
-		Name:        "order-flood",
-		Mode:        ModeGlobal,
-		Source:      SourceOrders,
-		Threshold:   30,
-		Window:      15 * time.Second,
-		Suppression: time.Minute,
-		Grace:       5 * time.Second,
-		Idle:        10 * time.Second,
-		Count:       CountInvoices,
-		MaxKeys:     1000,
-		Top:         5,
-		MaxAlarms:   10,
-		Severity:    "high",
-		PartialTTL:  time.Hour,
+		Name:          "order-flood",
+		Mode:          ModeGlobal,
+		Source:        SourceOrders,
+		Threshold:     30,
+		Window:        15 * time.Second,
+		Time:          TimeEvent,
+		Suppression:   time.Minute,
+		TriggerWindow: time.Minute,
+		Grace:         5 * time.Second,
+		Idle:          5 * time.Second,
+		Count:         CountLines,
+		MaxKeys:       1000,
+		Top:           5,
+		MaxAlarms:     10,
+		Severity:      "high",
+		PartialTTL:    time.Hour,
 	}
 }
 
@@ -119,8 +144,12 @@ func (c Config) Validate(path string) error {
 		return processors.FieldError(path+".threshold", "must be >= 1")
 	case c.Window < time.Second || c.Window%time.Second != 0 || c.Window > time.Hour:
 		return processors.FieldError(path+".window", "must be whole seconds between 1s and 1h")
-	case c.Suppression < time.Second || c.Suppression%time.Second != 0 || (24*time.Hour)%c.Suppression != 0:
-		return processors.FieldError(path+".suppression", "must be whole seconds >= 1s dividing 24h")
+	case c.Time != TimeEvent && c.Time != TimeArrival:
+		return processors.FieldError(path+".time", "must be event or arrival")
+	case c.Suppression < time.Second || c.Suppression > 24*time.Hour:
+		return processors.FieldError(path+".suppression", "must be between 1s and 24h")
+	case c.TriggerWindow < time.Second || c.TriggerWindow > time.Hour:
+		return processors.FieldError(path+".trigger_window", "must be between 1s and 1h")
 	case c.Grace < 0 || c.Grace > time.Hour:
 		return processors.FieldError(path+".grace", "must be between 0 and 1h")
 	case c.Idle < 0:
@@ -133,8 +162,8 @@ func (c Config) Validate(path string) error {
 		return processors.FieldError(path+".top", "must be between 1 and 100")
 	case c.MaxAlarms < 1 || c.MaxAlarms > 1000:
 		return processors.FieldError(path+".max_alarms", "must be between 1 and 1000")
-	case c.PartialTTL < c.Window+c.Grace:
-		return processors.FieldError(path+".partial_ttl", "must be at least window + grace")
+	case c.PartialTTL < 2*(c.Window+c.TriggerWindow+c.Grace+c.Idle):
+		return processors.FieldError(path+".partial_ttl", "must be at least twice window + trigger_window + grace + idle")
 	case c.Retention < 0:
 		return processors.FieldError(path+".retention", "must be >= 0")
 	}

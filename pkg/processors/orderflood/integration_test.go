@@ -53,6 +53,7 @@ func TestIntegrationElection(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, shards)
+	procs := make([]processors.Processor, shards)
 	for s := range shards {
 		wg.Add(1)
 		go func() {
@@ -65,6 +66,7 @@ func TestIntegrationElection(t *testing.T) {
 				if err != nil {
 					return err
 				}
+				procs[s] = p
 				seq := 0
 				for period := range periods {
 					recs := make([]records.Record, 12)
@@ -86,15 +88,6 @@ func TestIntegrationElection(t *testing.T) {
 						return err
 					}
 				}
-				for range 2 { // re-check and confirm
-					rec := &processortest.Recorder{}
-					if err := p.Flush(ctx, rec); err != nil {
-						return err
-					}
-					if err := write(ctx, rec); err != nil {
-						return err
-					}
-				}
 				return nil
 			}()
 		}()
@@ -104,6 +97,20 @@ func TestIntegrationElection(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+	// The shards go idle: the fleet decides the rest.
+	clock.Set(time.Date(2026, 11, 22, 9, 44, 0, 0, time.UTC))
+	for range 4 {
+		clock.Advance(cfg.Idle + time.Second)
+		for _, p := range procs {
+			rec := &processortest.Recorder{}
+			if err := p.Flush(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	msgs := pub.Take()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
@@ -78,11 +79,24 @@ func killedOwner(t *testing.T, f processors.Factory, store *processortest.Store,
 	for i := range recs {
 		recs[i].Meta = records.Meta{ShardID: env.Shard.ShardID, SequenceNumber: processortest.SeqNum(i), ArrivalTime: recs[i].Time}
 	}
+	// The batch is durable; the fleet decides the alarm a few flushes
+	// later (the shard's frontier goes idle), and the worker dies in that
+	// flush at kill.
 	rec := &processortest.Recorder{}
 	if err := p.Process(ctx, recs, rec); err != nil {
 		t.Fatal(err)
 	}
-	err = p.Flush(ctx, rec)
+	if err := p.Flush(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 4 && len(store.Items(testApp.Tables.Alarms)) == 0 && ctx.Err() == nil; round++ {
+		if err := store.Apply(rec.Items); err != nil {
+			t.Fatal(err)
+		}
+		rec.Reset()
+		clock.Advance(DefaultConfig().Idle + time.Second)
+		err = p.Flush(ctx, rec)
+	}
 	if kill == "publish" {
 		// SNS failing is no kill: the publish waits for the next flush.
 		cancel()
@@ -123,13 +137,12 @@ func TestKilledBetweenAlarmSteps(t *testing.T) {
 			first, _, _ := killedOwner(t, f, store, clock, recs, tc.kill)
 			next := newLease(t, f, store, clock, "shardId-000000000001")
 			next.batch(orders(30, 0, 10, "A")) // the batch is re-delivered
-			next.flush()
-			next.flush()
+			settle(clock, next)
 			all := append(first, next.msgs...)
 			if len(all) != tc.sent {
 				t.Fatalf("SNS accepted %d messages, want %d", len(all), tc.sent)
 			}
-			want := dedupID("order-flood", clockAt(0).Now())
+			want := dedupID("order-flood", clockAt(9).Now())
 			for _, m := range all {
 				if m.DedupID != want || m.GroupID != want || m.Attributes["dedup_id"] != want || alarmOf(t, m).DedupID != want {
 					t.Errorf("message ids: dedup %q group %q attribute %q body %q; want %q", m.DedupID, m.GroupID,
@@ -140,7 +153,7 @@ func TestKilledBetweenAlarmSteps(t *testing.T) {
 				}
 			}
 			h := history(t, store)
-			if it := h["order-flood|2026-11-22T09:41:00Z"]; len(h) != 1 || it["published"] != "BOOL:true" || it["state"] != "S:published" {
+			if it := h["order-flood|2026-11-22T09:41:09Z"]; len(h) != 1 || it["published"] != "BOOL:true" || it["state"] != "S:published" {
 				t.Errorf("history = %v; want one published item", h)
 			}
 		})
@@ -155,16 +168,16 @@ func TestSNSFailureRetried(t *testing.T) {
 	a := newLease(t, f, store, clock, "shardId-000000000001")
 	a.h.Publisher.Fail = errors.New("sns down")
 	a.batch(orders(30, 0, 10, "A"))
-	if got := history(t, store)["order-flood|2026-11-22T09:41:00Z"]["state"]; got != "S:publishing" {
+	settle(clock, a)
+	if got := history(t, store)["order-flood|2026-11-22T09:41:09Z"]["state"]; got != "S:publishing" {
 		t.Fatalf("state after a failed publish = %s; want publishing", got)
 	}
 	a.h.Publisher.Fail = nil
-	a.flush()
-	a.flush()
+	settle(clock, a)
 	if len(a.msgs) != 1 {
 		t.Errorf("%d messages, want 1", len(a.msgs))
 	}
-	if got := history(t, store)["order-flood|2026-11-22T09:41:00Z"]["state"]; got != "S:published" {
+	if got := history(t, store)["order-flood|2026-11-22T09:41:09Z"]["state"]; got != "S:published" {
 		t.Errorf("state = %s; want published", got)
 	}
 }
@@ -201,12 +214,22 @@ func TestZombieDoesNotPublish(t *testing.T) {
 	if err := z.Process(t.Context(), recs, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := z.Flush(t.Context(), rec); err != nil { // deferred: unsent
-		t.Fatal(err)
+	for range 3 { // the batch is durable; the alarm is claimed, its publish deferred
+		if err := z.Flush(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Apply(rec.Items); err != nil {
+			t.Fatal(err)
+		}
+		rec.Reset()
+		clock.Advance(DefaultConfig().Idle + time.Second)
+	}
+	if len(store.Items(testApp.Tables.Alarms)) != 1 {
+		t.Fatal("the zombie claimed no alarm")
 	}
 	next := newLease(t, f, store, clock, "shardId-000000000001")
 	next.batch(orders(30, 0, 10, "A"))
-	next.flush()
+	settle(clock, next)
 	frozen = false
 	if err := z.Flush(t.Context(), &processortest.Recorder{}); err != nil {
 		t.Fatal(err)

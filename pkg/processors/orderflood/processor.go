@@ -26,9 +26,9 @@ const Name = "orderflood"
 
 // Metric names. Both carry the dimension Alarm=<name>.
 const (
-	// MetricAlarm is 1 for an event-time second whose sliding window
-	// (ending with it) breached the threshold, else 0. Several shards may
-	// report the same second: alarm on its Maximum over 10 s.
+	// MetricAlarm is 1 for an event-time second holding a breach (an
+	// order whose sliding count reached the threshold). Several workers
+	// may report the same second: alarm on its Maximum.
 	MetricAlarm = "OrderFloodAlarm"
 	// MetricOrders counts this shard's orders per event-time second.
 	MetricOrders = "Orders"
@@ -44,6 +44,13 @@ const (
 	maxRetryAlarms = 100
 	// warnEvery rate-limits store-error logs (clock time).
 	warnEvery = 30 * time.Second
+	// evalEvery spaces the fleet-wide evaluations of a shard with orders
+	// not yet decided, and frontierEvery the writes of its frontier
+	// (clock time): each costs a read or a write unit.
+	evalEvery     = time.Second
+	frontierEvery = 500 * time.Millisecond
+	// evalSpan bounds the event time one evaluation decides (and loads).
+	evalSpan = 10 * time.Minute
 )
 
 // Plugin returns the orderflood plugin for the consumer's registry.
@@ -79,10 +86,10 @@ func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) 
 		alarms:    tables.Alarms,
 		topic:     cmp.Or(cfg.TopicARN, app.AlarmTopicARN),
 		stream:    app.Stream,
-		retention: cmp.Or(cfg.Retention, app.RetentionOrDefault()),
 		keys:      window.NewKeys("orders#"+cfg.Name, time.Second),
 		dims:      []processors.Dim{{Name: "Alarm", Value: cfg.Name}},
-		width:     int64(cfg.Window / time.Second),
+		windowMS:  cfg.Window.Milliseconds(),
+		triggerMS: cfg.TriggerWindow.Milliseconds(),
 	}
 	if cfg.Path != "" {
 		re, err := regexp.Compile(cfg.Path)
@@ -98,11 +105,11 @@ type factory struct {
 	cfg             Config
 	results, alarms string
 	topic, stream   string
-	retention       time.Duration
 	keys            window.Keys // cursor items
 	path            *regexp.Regexp
 	dims            []processors.Dim
-	width           int64 // window in seconds
+	windowMS        int64 // window in milliseconds
+	triggerMS       int64 // trigger window in milliseconds
 }
 
 // pendingAlarm is an alarm a previous owner left unconfirmed, or one this
@@ -119,23 +126,29 @@ type processor struct {
 	log *zap.Logger
 	tr  *window.Tracker[*secState]
 
-	// recent keeps this shard's closed seconds for evaluation: their
-	// final items are durable only after the batch.
-	recent map[int64]*secState
-	// changed lists, per key ("" in global mode), the seconds that got
-	// orders since the last flush; recheck is the previous flush's list,
-	// evaluated once more when the other shards' concurrent writes are
-	// durable (see the package doc).
-	changed, recheck map[string][]int64
-	orders           map[int64]int64   // per-second counts for MetricOrders
-	reported         map[int64]float64 // MetricAlarm value last emitted per second
-	raised           map[string]time.Time
-	resume           []pendingAlarm // left unconfirmed by a previous owner
-	retry            []*Alarm       // raising failed on a store error
-	unsent           []pendingAlarm // claimed by this lease, not yet out
-	unconfirmed      []pendingAlarm // published; recording that failed
-	lastWarn         time.Time
-	closed           bool
+	// Fleet-wide evaluation (eval.go): this shard's orders are decided
+	// once every shard's frontier has passed them.
+	front     frontier // last computed (this shard's own evaluation uses it)
+	next      frontier // last computed for writing
+	sent      frontier // last written
+	sentAt    time.Time
+	firstOpen time.Time // earliest order time of this lease not yet decided
+	lastOrder time.Time // clock time of the last accepted order
+	ownLast   time.Time // latest order time of this lease
+	pending   bool      // orders of this lease not yet decided
+	lastEval  time.Time
+	started   time.Time // clock time the lease began
+	ev        evaluator
+
+	orders      map[int64]int64   // per-second counts for MetricOrders
+	reported    map[int64]float64 // MetricAlarm value last emitted per second
+	raised      map[string]time.Time
+	resume      []pendingAlarm // left unconfirmed by a previous owner
+	retry       []*Alarm       // raising failed on a store error
+	unsent      []pendingAlarm // claimed by this lease, not yet out
+	unconfirmed []pendingAlarm // published; recording that failed
+	lastWarn    time.Time
+	closed      bool
 	// token tells this lease's claims on alarm-history items apart from
 	// an earlier owner's of the same shard (a zombie that resumes after
 	// its lease was taken over finds its claim gone and does not publish).
@@ -152,9 +165,8 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 		env:      env,
 		log:      log,
 		tr:       window.NewTracker(f.cfg.windowConfig(), newSecState),
-		recent:   map[int64]*secState{},
-		changed:  map[string][]int64{},
-		recheck:  map[string][]int64{},
+		ev:       newEvaluator(),
+		started:  env.Clock.Now(),
 		orders:   map[int64]int64{},
 		reported: map[int64]float64{},
 		raised:   map[string]time.Time{},
@@ -175,10 +187,14 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 }
 
 // restore loads the previous owner's cursor, per-second partials and
-// unconfirmed alarms. Restored seconds are re-evaluated on the first flush
-// (the previous owner may have crashed before evaluating them).
+// unconfirmed alarms, and makes sure the fleet waits for this shard: a
+// shard seen for the first time writes a frontier that holds every
+// evaluation back until its first flush says how far it got.
 func (p *processor) restore(ctx context.Context) error {
 	st, shard := p.env.Store, p.env.Shard.ShardID
+	if _, err := st.PutIfAbsent(ctx, p.f.results, window.AttrPK, p.frontierItem(frontier{}, p.env.Clock.Now()).Attrs); err != nil {
+		return fmt.Errorf("write frontier: %w", err)
+	}
 	sk := window.ShardSK(shard)
 	items, err := st.Query(ctx, p.f.results, window.AttrPK, p.f.keys.Cursor(), window.AttrSK, sk, sk)
 	if err != nil {
@@ -193,6 +209,9 @@ func (p *processor) restore(ctx context.Context) error {
 		if err := p.restoreSeconds(ctx, c.Windows); err != nil {
 			return err
 		}
+		// The previous owner's orders may not be decided yet.
+		p.pending = true
+		p.ownLast = c.Watermark
 	}
 	name := p.f.cfg.Name
 	markers, err := st.Query(ctx, p.f.results, window.AttrPK, pendingPK(name, shard), window.AttrSK, name, name+"\U0010FFFF")
@@ -215,23 +234,18 @@ func (p *processor) restore(ctx context.Context) error {
 func (p *processor) restoreSeconds(ctx context.Context, secs []time.Time) error {
 	shard := p.env.Shard.ShardID
 	want := map[int64]bool{}
-	buckets := map[string][2]time.Time{}
 	for _, s := range secs {
 		want[s.Unix()] = true
-		pk := bucketPK(p.f.cfg.Name, s)
-		b, ok := buckets[pk]
-		if !ok || s.Before(b[0]) {
-			b[0] = s
-		}
-		if !ok || s.After(b[1]) {
-			b[1] = s
-		}
-		buckets[pk] = b
 	}
-	for _, pk := range slices.Sorted(maps.Keys(buckets)) {
-		b := buckets[pk]
+	ivs := make([][2]int64, 0, len(secs))
+	for _, s := range secs {
+		ivs = append(ivs, [2]int64{s.Unix(), s.Unix()})
+	}
+	for _, q := range bucketRanges(ivs) {
+		ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
+		pk := bucketPK(p.f.cfg.Name, ta)
 		items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
-			window.FormatTime(b[0]), window.FormatTime(b[1])+"#~")
+			window.FormatTime(ta), window.FormatTime(tb)+"#~")
 		if err != nil {
 			return fmt.Errorf("load partials %s: %w", pk, err)
 		}
@@ -244,7 +258,9 @@ func (p *processor) restoreSeconds(ctx context.Context, secs []time.Time) error 
 				continue
 			}
 			p.tr.Restore(h.Start, s, h.Pos, h.Final)
-			p.markChangedAll(h.Start.Unix(), s)
+			if p.firstOpen.IsZero() || h.Start.Before(p.firstOpen) {
+				p.firstOpen = h.Start
+			}
 		}
 	}
 	return nil
@@ -262,88 +278,85 @@ func (p *processor) counts(r *records.Record) bool {
 	return cfg.IncludeCancellations || !strings.HasPrefix(r.InvoiceNo, "C")
 }
 
+// timeOf is the time r is counted at.
+func (p *processor) timeOf(r *records.Record) time.Time {
+	if p.f.cfg.Time == TimeArrival {
+		return r.Meta.ArrivalTime
+	}
+	return r.EventTime()
+}
+
 // Process implements processors.Processor.
 func (p *processor) Process(_ context.Context, recs []records.Record, _ processors.Emitter) error {
 	if p.closed {
 		return nil
 	}
 	cfg := &p.f.cfg
+	accepted := false
 	for i := range recs {
 		r := &recs[i]
 		if !p.counts(r) {
 			continue
 		}
-		ev := r.EventTime()
+		ev := p.timeOf(r).UTC()
 		w, v := p.tr.Add(ev, window.PositionOf(&r.Meta))
 		if v != window.Accepted {
 			continue
 		}
+		accepted = true
+		if p.firstOpen.IsZero() || ev.Before(p.firstOpen) {
+			p.firstOpen = ev
+		}
+		if ev.After(p.ownLast) {
+			p.ownLast = ev
+		}
 		s := w.State
-		if cfg.Source == SourceOrders && cfg.Count == CountInvoices && r.InvoiceNo != "" {
-			if _, dup := s.Invoices[r.InvoiceNo]; dup {
-				continue // another line of a counted invoice
+		ms := int32(ev.Sub(w.Start) / time.Millisecond)
+		switch {
+		case cfg.Source == SourceOrders && cfg.Count == CountInvoices && r.InvoiceNo != "":
+			if sp, dup := s.Invoices[r.InvoiceNo]; dup {
+				// Another line of a counted invoice.
+				s.Invoices[r.InvoiceNo] = span{min(sp.First, ms), max(sp.Last, ms)}
+				continue
 			}
 			if s.Invoices == nil {
-				s.Invoices = map[string]struct{}{}
+				s.Invoices = map[string]span{}
 			}
 			if len(s.Invoices) < cfg.MaxKeys && len(r.InvoiceNo) <= maxKeyLen {
-				s.Invoices[strings.Clone(r.InvoiceNo)] = struct{}{}
+				s.Invoices[strings.Clone(r.InvoiceNo)] = span{ms, ms}
 			} else {
 				s.Overflow++ // its further lines will count again
 			}
+		case cfg.Mode == ModeGlobal:
+			if s.Millis == nil {
+				s.Millis = map[int32]int64{}
+			}
+			s.Millis[ms]++
 		}
 		s.Orders++
 		s.seen(ev)
-		sec := w.Start.Unix()
-		p.orders[sec]++
-		var key string
+		p.orders[w.Start.Unix()]++
 		keyOK := true
 		if cfg.Source == SourceOrders {
 			if r.CustomerID != "" {
 				keyOK = inc(&s.Customers, r.CustomerID, 1, cfg.MaxKeys)
-				key = r.CustomerID
 			}
-			if r.Country != "" && !inc(&s.Countries, r.Country, 1, cfg.MaxKeys) {
-				s.Overflow++
+			if r.Country != "" {
+				inc(&s.Countries, r.Country, 1, cfg.MaxKeys) // tops only: a full map loses no count
 			}
 		} else if r.ClientIP != "" {
 			keyOK = inc(&s.IPs, r.ClientIP, 1, cfg.MaxKeys)
-			key = r.ClientIP
 		}
-		if !keyOK {
+		if !keyOK && cfg.Mode != ModeGlobal {
 			s.Overflow++
 		}
-		switch {
-		case cfg.Mode == ModeGlobal:
-			p.markChanged("", sec)
-		case key != "" && keyOK:
-			p.markChanged(key, sec)
-		}
+	}
+	if accepted {
+		p.pending = true
+		p.lastOrder = p.env.Clock.Now()
 	}
 	p.tr.Seal()
 	return nil
-}
-
-func (p *processor) markChanged(key string, sec int64) {
-	secs, ok := p.changed[key]
-	if ok && len(secs) > 0 && secs[len(secs)-1] == sec {
-		return
-	}
-	if !ok {
-		key = strings.Clone(key)
-	}
-	p.changed[key] = append(secs, sec)
-}
-
-// markChangedAll marks every key of a restored second.
-func (p *processor) markChangedAll(sec int64, s *secState) {
-	if p.f.cfg.Mode == ModeGlobal {
-		p.markChanged("", sec)
-		return
-	}
-	for k := range s.keyed(p.f.cfg.Mode) {
-		p.markChanged(k, sec)
-	}
 }
 
 // Flush implements processors.Processor.
@@ -352,7 +365,7 @@ func (p *processor) Flush(ctx context.Context, out processors.Emitter) error {
 		return nil
 	}
 	now := p.env.Clock.Now()
-	p.emitPartials(out, p.tr.Expire(now), now)
+	p.emitPartials(out, p.tr.Expire(now), now, false)
 	return p.evaluateAndRaise(ctx, out, now, true)
 }
 
@@ -369,27 +382,33 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 	var err error
 	switch reason {
 	case processors.ShardEnded:
-		p.emitPartials(out, p.tr.CloseAll(), now)
+		p.emitPartials(out, p.tr.CloseAll(), now, true)
 		err = p.evaluateAndRaise(ctx, out, now, true)
 	case processors.Shutdown:
-		p.emitPartials(out, p.tr.Expire(now), now)
+		p.emitPartials(out, p.tr.Expire(now), now, false)
 		err = p.evaluateAndRaise(ctx, out, now, false)
 	default: // LeaseLost: emit nothing
 	}
 	p.tr.Drop()
-	clear(p.recent)
-	clear(p.changed)
-	clear(p.recheck)
+	p.ev = newEvaluator()
 	p.resume, p.retry, p.unsent, p.unconfirmed = nil, nil, nil, nil
 	return err
 }
 
-func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time) {
+// emitPartials writes the closed seconds' final partials, the open ones
+// that changed, the cursor and this shard's frontier.
+func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time, ended bool) {
 	cfg, shard := &p.f.cfg, p.env.Shard.ShardID
 	changed := len(closed) > 0
+	// Seconds closed now go out in this write, with no order among its
+	// items: the frontier must not pass them until a later write.
+	var closedFrom time.Time
 	for _, w := range closed {
 		out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, true, later(w.Start, now).Add(cfg.PartialTTL), w.State))
-		p.recent[w.Start.Unix()] = w.State
+		p.ev.own[w.Start.Unix()] = w.State
+		if closedFrom.IsZero() || w.Start.Before(closedFrom) {
+			closedFrom = w.Start
+		}
 	}
 	for _, w := range p.tr.Open() {
 		if w.Dirty() {
@@ -401,6 +420,7 @@ func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window
 		out.Put(window.CursorItem(p.f.results, p.f.keys, shard, p.tr.Cursor(), now.Add(cfg.PartialTTL)))
 	}
 	p.tr.MarkClean()
+	p.emitFrontier(out, p.frontierNow(now, ended), closedFrom, now)
 	for _, sec := range slices.Sorted(maps.Keys(p.orders)) {
 		out.Metric(processors.Datum{Name: MetricOrders, Unit: "Count", Dims: p.f.dims, Time: time.Unix(sec, 0).UTC(),
 			Value: float64(p.orders[sec]), Count: 1})
@@ -412,180 +432,6 @@ func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window
 	}
 }
 
-// evaluateAndRaise evaluates the changed and re-checked seconds against
-// every shard's counts and raises the breaches.
-func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter, now time.Time, publish bool) error {
-	work := make(map[string][]int64, len(p.changed)+len(p.recheck))
-	for _, m := range []map[string][]int64{p.changed, p.recheck} {
-		for k, secs := range m {
-			work[k] = append(work[k], secs...)
-		}
-	}
-	for k, secs := range work {
-		slices.Sort(secs)
-		work[k] = slices.Compact(secs)
-	}
-	// This flush's changes are re-checked by the next flush.
-	old := p.recheck
-	p.recheck = p.changed
-	clear(old)
-	p.changed = old
-
-	var alarms []*Alarm
-	if len(work) > 0 {
-		data, err := p.load(ctx, work)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%s: shard %s: evaluate: %w", Name, p.env.Shard.ShardID, err)
-			}
-			p.warn(now, "evaluation deferred", err)
-			p.recheck = work // everything again next flush
-			return nil
-		}
-		alarms = p.evaluate(out, work, data, now)
-	}
-
-	// Records of messages already out first (never publish them again),
-	// then messages SNS failed, then alarms a previous owner left
-	// unconfirmed, then those that failed on a store error, then the new
-	// ones.
-	unconfirmed := p.unconfirmed
-	p.unconfirmed = nil
-	for _, pa := range unconfirmed {
-		if err := p.confirm(ctx, out, pa.a, pa.body); err != nil {
-			return err
-		}
-	}
-	if publish {
-		unsent := p.unsent
-		p.unsent = nil
-		for _, pa := range unsent {
-			if err := p.deliver(ctx, out, pa.a, pa.body, pa.state); err != nil {
-				return err
-			}
-		}
-	}
-	resume := p.resume
-	p.resume = nil
-	for _, pa := range resume {
-		if err := p.raise(ctx, out, pa.a, pa.body, publish); err != nil {
-			return err
-		}
-	}
-	retry := p.retry
-	p.retry = nil
-	for _, a := range append(retry, alarms...) {
-		if err := p.raise(ctx, out, a, nil, publish); err != nil {
-			return err
-		}
-	}
-	p.prune()
-	return nil
-}
-
-// shardData is every shard's state of one second.
-type shardData map[string]*secState
-
-// load returns, for every second a window over work needs, the durable
-// per-shard states with this shard's replaced by its in-memory ones.
-func (p *processor) load(ctx context.Context, work map[string][]int64) (map[int64]shardData, error) {
-	ivs := neededSeconds(work, p.f.width)
-	data := map[int64]shardData{}
-	add := func(sec int64, shard string, s *secState) {
-		if data[sec] == nil {
-			data[sec] = shardData{}
-		}
-		data[sec][shard] = s
-	}
-	if p.env.Store != nil {
-		for _, q := range bucketRanges(ivs) {
-			ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
-			pk := bucketPK(p.f.cfg.Name, ta)
-			items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
-				window.FormatTime(ta), window.FormatTime(tb)+"#~")
-			if err != nil {
-				return nil, fmt.Errorf("query %s: %w", pk, err)
-			}
-			for _, it := range items {
-				h, s, err := parsePartial(it)
-				if err != nil {
-					p.log.Warn("skipping unreadable partial", zap.Error(err))
-					continue
-				}
-				if sec := h.Start.Unix(); covers(ivs, sec) {
-					add(sec, h.Shard, s)
-				}
-			}
-		}
-	}
-	shard := p.env.Shard.ShardID
-	for sec, s := range p.recent {
-		if covers(ivs, sec) {
-			add(sec, shard, s)
-		}
-	}
-	for _, w := range p.tr.Open() {
-		if sec := w.Start.Unix(); covers(ivs, sec) {
-			add(sec, shard, w.State)
-		}
-	}
-	return data, nil
-}
-
-// neededSeconds returns the seconds windows over work need, as sorted
-// disjoint [lo, hi] intervals: a window ending at e covers [e-w+1, e] and
-// a changed second s affects the windows ending in [s, s+w-1].
-func neededSeconds(work map[string][]int64, w int64) [][2]int64 {
-	var ivs [][2]int64
-	for _, secs := range work {
-		for _, s := range secs {
-			ivs = append(ivs, [2]int64{s - w + 1, s + w - 1})
-		}
-	}
-	slices.SortFunc(ivs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
-	out := ivs[:0]
-	for _, iv := range ivs {
-		if n := len(out); n > 0 && iv[0] <= out[n-1][1]+1 {
-			out[n-1][1] = max(out[n-1][1], iv[1])
-			continue
-		}
-		out = append(out, iv)
-	}
-	return out
-}
-
-// covers reports whether sec lies in one of the sorted intervals.
-func covers(ivs [][2]int64, sec int64) bool {
-	i, _ := slices.BinarySearchFunc(ivs, sec, func(iv [2]int64, s int64) int {
-		switch {
-		case iv[1] < s:
-			return -1
-		case iv[0] > s:
-			return 1
-		}
-		return 0
-	})
-	return i < len(ivs) && ivs[i][0] <= sec && sec <= ivs[i][1]
-}
-
-// bucketRanges splits intervals at minute boundaries and joins the parts
-// that fall into the same minute: one Query per minute bucket.
-func bucketRanges(ivs [][2]int64) [][2]int64 {
-	var out [][2]int64
-	for _, iv := range ivs {
-		for lo := iv[0]; lo <= iv[1]; {
-			hi := min(iv[1], lo-mod(lo, 60)+59)
-			if n := len(out); n > 0 && out[n-1][0]-mod(out[n-1][0], 60) == lo-mod(lo, 60) {
-				out[n-1][1] = hi
-			} else {
-				out = append(out, [2]int64{lo, hi})
-			}
-			lo = hi + 1
-		}
-	}
-	return out
-}
-
 // later returns the later of an event time and the clock: items of a
 // replay of old data must not expire the moment they are written.
 func later(event, now time.Time) time.Time {
@@ -595,155 +441,7 @@ func later(event, now time.Time) time.Time {
 	return event
 }
 
-func mod(a, b int64) int64 { return ((a % b) + b) % b }
-
-// evaluate slides the window over the seconds each changed key needs,
-// emits MetricAlarm for the window ends up to the watermark and returns
-// one alarm per (alarm ID, suppression period): the breaching window with
-// the most orders, the earliest on ties.
-func (p *processor) evaluate(out processors.Emitter, work map[string][]int64, data map[int64]shardData, now time.Time) []*Alarm {
-	cfg, w := &p.f.cfg, p.f.width
-	wm := p.tr.Watermark().Unix()
-	type best struct {
-		end    int64
-		orders int64
-		key    string
-	}
-	found := map[string]*best{} // alarm ID + period
-	breached := map[int64]bool{}
-	for _, key := range slices.Sorted(maps.Keys(work)) {
-		secs := work[key]
-		count := func(sec int64) int64 {
-			var n int64
-			for _, s := range data[sec] {
-				n += s.count(cfg.Mode, key)
-			}
-			return n
-		}
-		// Window ends affected by the changed seconds, in runs.
-		for i := 0; i < len(secs); {
-			from, to := secs[i], secs[i]+w-1
-			for i++; i < len(secs) && secs[i] <= to+1; i++ {
-				to = secs[i] + w - 1
-			}
-			var sum int64
-			for x := from - w + 1; x < from; x++ {
-				sum += count(x)
-			}
-			for e := from; e <= to; e++ {
-				sum += count(e)
-				if e > from {
-					sum -= count(e - w)
-				}
-				// Ends past the watermark repeat earlier windows minus their
-				// oldest seconds; the shard holding the newest order of a
-				// window evaluates it.
-				if e > wm {
-					continue
-				}
-				hit := sum >= cfg.Threshold
-				breached[e] = breached[e] || hit
-				if !hit {
-					continue
-				}
-				period := time.Unix(e, 0).UTC().Truncate(cfg.Suppression)
-				id := p.alarmID(key) + "#" + periodKey(period)
-				if _, done := p.raised[id]; done {
-					continue
-				}
-				if b := found[id]; b == nil || sum > b.orders {
-					found[id] = &best{end: e, orders: sum, key: key}
-				}
-			}
-		}
-	}
-	for _, e := range slices.Sorted(maps.Keys(breached)) {
-		v := 0.0
-		if breached[e] {
-			v = 1
-		}
-		// A re-evaluation repeats a second's value unless it rose to 1:
-		// report each second once, and again only when it breaches.
-		if last, seen := p.reported[e]; seen && v <= last {
-			continue
-		}
-		p.reported[e] = v
-		out.Metric(processors.Datum{Name: MetricAlarm, Unit: "Count", Dims: p.f.dims, Time: time.Unix(e, 0).UTC(), Value: v, Count: 1})
-	}
-	ids := slices.Sorted(maps.Keys(found))
-	if len(ids) > cfg.MaxAlarms {
-		p.log.Warn("alarms over max_alarms not raised", zap.Int("breaches", len(ids)), zap.Int("max_alarms", cfg.MaxAlarms))
-		// Keep the largest floods.
-		slices.SortStableFunc(ids, func(a, b string) int { return cmp.Compare(found[b].orders, found[a].orders) })
-		ids = ids[:cfg.MaxAlarms]
-		slices.Sort(ids)
-	}
-	alarms := make([]*Alarm, 0, len(ids))
-	for _, id := range ids {
-		b := found[id]
-		alarms = append(alarms, p.details(b.key, b.end, b.orders, data, now))
-	}
-	return alarms
-}
-
-func (p *processor) alarmID(key string) string {
-	if p.f.cfg.Mode == ModeGlobal {
-		return p.f.cfg.Name
-	}
-	return p.f.cfg.Name + "#" + p.f.cfg.Mode + "#" + key
-}
-
-// details builds the alarm of key for the window ending with second end.
-func (p *processor) details(key string, end, orders int64, data map[int64]shardData, now time.Time) *Alarm {
-	cfg := &p.f.cfg
-	a := &Alarm{
-		ID:             p.alarmID(key),
-		Name:           cfg.Name,
-		Mode:           cfg.Mode,
-		Key:            key,
-		Period:         time.Unix(end, 0).UTC().Truncate(cfg.Suppression),
-		WindowStart:    time.Unix(end-p.f.width+1, 0).UTC(),
-		WindowEnd:      time.Unix(end+1, 0).UTC(),
-		Orders:         orders,
-		Threshold:      cfg.Threshold,
-		Severity:       cfg.Severity,
-		Stream:         p.f.stream,
-		RaisedByShard:  p.env.Shard.ShardID,
-		RaisedByWorker: p.env.Shard.WorkerID,
-		DetectedAt:     now.UTC(),
-	}
-	customers, countries, ips := map[string]int64{}, map[string]int64{}, map[string]int64{}
-	shards := map[string]bool{}
-	for sec := end - p.f.width + 1; sec <= end; sec++ {
-		for shard, s := range data[sec] {
-			if s.count(cfg.Mode, key) > 0 {
-				shards[shard] = true
-			}
-			if !s.First.IsZero() && (a.FirstOrder.IsZero() || s.First.Before(a.FirstOrder)) {
-				a.FirstOrder = s.First.UTC()
-			}
-			if s.Last.After(a.LastOrder) {
-				a.LastOrder = s.Last.UTC()
-			}
-			for k, n := range s.Customers {
-				customers[k] += n
-			}
-			for k, n := range s.Countries {
-				countries[k] += n
-			}
-			for k, n := range s.IPs {
-				ips[k] += n
-			}
-		}
-	}
-	a.Shards = len(shards)
-	a.TopCustomers = topOf(customers, cfg.Top)
-	a.TopCountries = topOf(countries, cfg.Top)
-	a.TopIPs = topOf(ips, cfg.Top)
-	return a
-}
-
-// raise makes a the fleet's one alarm of its period if no other worker
+// raise makes a the fleet's one alarm of its time if no other worker
 // did, and publishes it when publish is set. body is nil for new alarms
 // (it is rendered here) and the stored body for resumed ones.
 //
@@ -917,8 +615,13 @@ func (p *processor) later(ctx context.Context, q *[]pendingAlarm, a *Alarm, body
 }
 
 // history returns a's alarm-history item in state, claimed by this lease.
+// It expires after retention, or never when retention is 0.
 func (p *processor) history(a *Alarm, body []byte, state string, now time.Time) map[string]types.AttributeValue {
-	return historyItem(a, body, state, p.token, now, later(a.Period, now).Add(p.f.retention))
+	var expires time.Time
+	if r := p.f.cfg.Retention; r > 0 {
+		expires = later(a.Period, now).Add(r)
+	}
+	return historyItem(a, body, state, p.token, now, expires)
 }
 
 func (p *processor) retryLater(ctx context.Context, a *Alarm, now time.Time, err error) error {
@@ -940,41 +643,37 @@ func (p *processor) warn(now time.Time, msg string, err error) {
 	p.log.Warn(msg, zap.Error(err))
 }
 
-// prune drops closed seconds no window can need any more and alarm
-// memos of past periods.
+// prune drops alarm memos no evaluation can raise again.
 func (p *processor) prune() {
-	wm := p.tr.Watermark().Unix()
-	keep := wm - p.f.width - int64(p.f.cfg.Grace/time.Second) - 2
-	for sec := range p.recent {
-		if sec < keep {
-			delete(p.recent, sec)
+	horizon := fromMS(p.ev.decided).Add(-p.f.cfg.Suppression - p.f.cfg.TriggerWindow - time.Minute)
+	for id, at := range p.raised {
+		if at.Before(horizon) {
+			delete(p.raised, id)
 		}
 	}
 	for sec := range p.reported {
-		if sec < keep {
+		if sec < horizon.Unix() {
 			delete(p.reported, sec)
-		}
-	}
-	horizon := time.Unix(keep, 0).Add(-p.f.cfg.Suppression)
-	for id, period := range p.raised {
-		if period.Before(horizon) {
-			delete(p.raised, id)
 		}
 	}
 }
 
 // StateSize returns the keys held (the conformance kit's bounded-state
-// check): customers, countries, IPs and invoices of open and recently
-// closed seconds.
+// check): customers, countries, IPs, invoices and milliseconds of open
+// seconds and of the seconds the evaluation keeps.
 func (p *processor) StateSize() int {
 	n := 0
 	for _, w := range p.tr.Open() {
 		n += w.State.size()
 	}
-	for _, s := range p.recent {
-		n += s.size()
-	}
-	return n
+	return n + p.ev.size()
 }
 
-func (p *processor) Urgent() bool { return len(p.changed) > 0 } // processors.Urgent: evaluate new orders at once, not on the flush cadence
+// Urgent implements processors.Urgent: orders not yet decided are
+// evaluated as soon as the fleet's frontier may allow it, and a frontier
+// that moved is written without waiting for the flush cadence.
+func (p *processor) Urgent() bool {
+	now := p.env.Clock.Now()
+	return (p.pending && now.Sub(p.lastEval) >= evalEvery) ||
+		(p.next != p.sent && now.Sub(p.sentAt) >= frontierEvery)
+}

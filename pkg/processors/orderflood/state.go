@@ -19,14 +19,24 @@ import (
 type secState struct {
 	Orders      int64
 	First, Last time.Time // event times of the first and last order
-	Customers   map[string]int64
-	Countries   map[string]int64
-	IPs         map[string]int64
-	Invoices    map[string]struct{} // count: invoices
+	// Millis counts the orders per millisecond of the second (count
+	// lines, global mode): the sliding window is exact to the millisecond.
+	Millis    map[int32]int64
+	Customers map[string]int64
+	Countries map[string]int64
+	IPs       map[string]int64
+	// Invoices holds, per invoice (count invoices), the first and last
+	// millisecond of its lines in this second: a window that cuts the
+	// second counts the invoice if one of its lines falls inside.
+	Invoices map[string]span
 	// Overflow counts orders whose customer, country, IP or invoice was
 	// not kept because the second already held max_keys of them.
 	Overflow int64
 }
+
+// span is the first and last millisecond of an invoice's lines within
+// one second.
+type span struct{ First, Last int32 }
 
 func newSecState() *secState { return &secState{} }
 
@@ -76,7 +86,7 @@ func (s *secState) count(mode, key string) int64 {
 
 // size is the number of keys held (bounded-state accounting).
 func (s *secState) size() int {
-	return len(s.Customers) + len(s.Countries) + len(s.IPs) + len(s.Invoices)
+	return len(s.Customers) + len(s.Countries) + len(s.IPs) + len(s.Invoices) + len(s.Millis)
 }
 
 // Attributes of per-second partial items beyond window's common ones.
@@ -87,7 +97,8 @@ const (
 	attrCustomers = "customers"   // M customer -> N
 	attrCountries = "countries"   // M country -> N
 	attrIPs       = "ips"         // M ip -> N
-	attrInvoices  = "invoices"    // SS
+	attrInvoices  = "invoices"    // M invoice -> S "first,last" (milliseconds)
+	attrMillis    = "millis"      // S "ms:n,ms:n" (count lines, global mode)
 	attrOverflow  = "overflow"    // N
 )
 
@@ -118,8 +129,23 @@ func partialItem(table, name, shardID string, sec time.Time, pos window.Position
 	putCounts(m, attrCountries, s.Countries)
 	putCounts(m, attrIPs, s.IPs)
 	if len(s.Invoices) > 0 {
-		// A string set cannot be empty, hence the guard.
-		m[attrInvoices] = &types.AttributeValueMemberSS{Value: slices.Sorted(maps.Keys(s.Invoices))}
+		v := make(map[string]types.AttributeValue, len(s.Invoices))
+		for inv, sp := range s.Invoices {
+			v[inv] = window.Str(strconv.Itoa(int(sp.First)) + "," + strconv.Itoa(int(sp.Last)))
+		}
+		m[attrInvoices] = &types.AttributeValueMemberM{Value: v}
+	}
+	if len(s.Millis) > 0 {
+		b := make([]byte, 0, 8*len(s.Millis))
+		for i, ms := range slices.Sorted(maps.Keys(s.Millis)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(ms), 10)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, s.Millis[ms], 10)
+		}
+		m[attrMillis] = window.Str(string(b))
 	}
 	if s.Overflow > 0 {
 		m[attrOverflow] = window.Int(s.Overflow)
@@ -186,11 +212,51 @@ func parsePartial(item map[string]types.AttributeValue) (window.Header, *secStat
 	if s.IPs, err = getCounts(item, attrIPs); err != nil {
 		return h, nil, err
 	}
-	if ss, ok := item[attrInvoices].(*types.AttributeValueMemberSS); ok {
-		s.Invoices = make(map[string]struct{}, len(ss.Value))
-		for _, inv := range ss.Value {
-			s.Invoices[inv] = struct{}{}
-		}
+	if s.Invoices, err = getSpans(item); err != nil {
+		return h, nil, err
+	}
+	if s.Millis, err = getMillis(item); err != nil {
+		return h, nil, err
 	}
 	return h, s, nil
+}
+
+func getSpans(item map[string]types.AttributeValue) (map[string]span, error) {
+	v, ok := item[attrInvoices].(*types.AttributeValueMemberM)
+	if !ok {
+		return nil, nil
+	}
+	out := make(map[string]span, len(v.Value))
+	for inv, a := range v.Value {
+		str, _ := a.(*types.AttributeValueMemberS)
+		if str == nil {
+			return nil, fmt.Errorf("%w: %s[%q] is not a string", window.ErrBadItem, attrInvoices, inv)
+		}
+		f, l, _ := strings.Cut(str.Value, ",")
+		first, err1 := strconv.Atoi(f)
+		last, err2 := strconv.Atoi(l)
+		if err1 != nil || err2 != nil || first < 0 || last < first || last > 999 {
+			return nil, fmt.Errorf("%w: %s[%q] = %q", window.ErrBadItem, attrInvoices, inv, str.Value)
+		}
+		out[inv] = span{int32(first), int32(last)}
+	}
+	return out, nil
+}
+
+func getMillis(item map[string]types.AttributeValue) (map[int32]int64, error) {
+	v, ok := window.GetStr(item, attrMillis)
+	if !ok || v == "" {
+		return nil, nil
+	}
+	out := map[int32]int64{}
+	for part := range strings.SplitSeq(v, ",") {
+		ms, n, _ := strings.Cut(part, ":")
+		a, err1 := strconv.Atoi(ms)
+		b, err2 := strconv.ParseInt(n, 10, 64)
+		if err1 != nil || err2 != nil || a < 0 || a > 999 || b < 1 {
+			return nil, fmt.Errorf("%w: %s entry %q", window.ErrBadItem, attrMillis, part)
+		}
+		out[int32(a)] += b
+	}
+	return out, nil
 }

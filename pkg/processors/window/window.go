@@ -373,3 +373,7 @@ func (t *Tracker[S]) String() string {
 	return fmt.Sprintf("window=%s open=%d watermark=%s closed_up_to=%s", t.cfg.Size, len(t.open),
 		t.watermark.Format(time.RFC3339), t.closedUpTo.Format(time.RFC3339))
 }
+
+// ClosedUpTo returns the end of the newest closed window: records before
+// it are late.
+func (t *Tracker[S]) ClosedUpTo() time.Time { return t.closedUpTo }

@@ -2,6 +2,7 @@ package sns
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -112,6 +113,27 @@ type entry struct {
 	size    int
 	// dedup and group are set on FIFO topics only.
 	dedup, group *string
+	// structure is "json" when body holds one message per protocol.
+	structure *string
+}
+
+// humanProtocols get a message's short text; every other protocol gets
+// its body. "default" covers protocols SNS adds later.
+var humanProtocols = []string{"sms", "email"}
+
+// perProtocol returns the MessageStructure json body of m: Text for SMS
+// and email, Body for SQS, Lambda, HTTP(S), Firehose, applications and
+// the default.
+func perProtocol(m *results.Message) (string, error) {
+	v := map[string]string{"default": string(m.Body)}
+	for _, proto := range []string{"sqs", "lambda", "http", "https", "email-json", "firehose", "application"} {
+		v[proto] = string(m.Body)
+	}
+	for _, proto := range humanProtocols {
+		v[proto] = m.Text
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 // IsFIFO reports whether topicARN names an SNS FIFO topic: FIFO topic
@@ -180,6 +202,16 @@ func (p *Publisher) entry(i int, m *results.Message) (entry, error) {
 	case !utf8.Valid(m.Body):
 		return e, fmt.Errorf("%w: message body is not UTF-8", sinks.ErrInvalidInput)
 	}
+	if m.Text != "" {
+		if !utf8.ValidString(m.Text) {
+			return e, fmt.Errorf("%w: message text is not UTF-8", sinks.ErrInvalidInput)
+		}
+		body, err := perProtocol(m)
+		if err != nil {
+			return e, fmt.Errorf("%w: %v", sinks.ErrInvalidInput, err)
+		}
+		e.body, e.structure = body, aws.String("json")
+	}
 	if IsFIFO(e.topic) {
 		// SNS drops a FIFO message whose MessageDeduplicationId it saw in
 		// the last 5 minutes, and requires a MessageGroupId. Standard
@@ -233,7 +265,7 @@ func checkAttrName(name string) error {
 
 func (p *Publisher) publishOne(ctx context.Context, e entry) []sinks.Failure {
 	in := &sns.PublishInput{TopicArn: aws.String(e.topic), Message: aws.String(e.body), MessageAttributes: e.attrs,
-		MessageDeduplicationId: e.dedup, MessageGroupId: e.group}
+		MessageDeduplicationId: e.dedup, MessageGroupId: e.group, MessageStructure: e.structure}
 	if e.subject != "" {
 		in.Subject = aws.String(e.subject)
 	}
@@ -276,7 +308,7 @@ func (p *Publisher) publishBatch(ctx context.Context, topic string, es []entry) 
 				continue
 			}
 			be := types.PublishBatchRequestEntry{Id: aws.String(id), Message: aws.String(e.body), MessageAttributes: e.attrs,
-				MessageDeduplicationId: e.dedup, MessageGroupId: e.group}
+				MessageDeduplicationId: e.dedup, MessageGroupId: e.group, MessageStructure: e.structure}
 			if e.subject != "" {
 				be.Subject = aws.String(e.subject)
 			}
