@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -191,26 +192,28 @@ func (o *Offline) Add(data []byte) {
 	w.IPs[v.IP] = c
 }
 
-// AlarmPeriods returns the suppression periods (1 min) in which some
-// sliding 15 s window of global orders reaches threshold 30: where
-// exactly one alarm must exist.
-func (o *Offline) AlarmPeriods(before time.Time, window time.Duration, threshold int64) map[time.Time]bool {
-	out := map[time.Time]bool{}
-	w := int64(window / time.Second)
+// Alarms returns the order-flood alarms the stream must raise, as the
+// SQL defines them: for each second t holding orders, the orders in
+// [t-window, t] (both ends included); a breach where that reaches
+// threshold; an alarm at a breach whose previous alarm is at least the
+// suppression older. The result maps each alarm's second to its count.
+func (o *Offline) Alarms(window, suppression time.Duration, threshold int64) map[time.Time]int64 {
+	secs := make([]time.Time, 0, len(o.OrdersPerSecond))
 	for s := range o.OrdersPerSecond {
-		if !s.Before(before) {
+		secs = append(secs, s)
+	}
+	slices.SortFunc(secs, time.Time.Compare)
+	out := map[time.Time]int64{}
+	var last time.Time
+	for _, t := range secs {
+		var n int64
+		for x := t.Add(-window); !x.After(t); x = x.Add(time.Second) {
+			n += o.OrdersPerSecond[x]
+		}
+		if n < threshold || (!last.IsZero() && t.Sub(last) < suppression) {
 			continue
 		}
-		// Every window end that includes s.
-		for e := s.Unix(); e < s.Unix()+w; e++ {
-			var sum int64
-			for x := e - w + 1; x <= e; x++ {
-				sum += o.OrdersPerSecond[time.Unix(x, 0).UTC()]
-			}
-			if sum >= threshold {
-				out[time.Unix(e, 0).UTC().Truncate(time.Minute)] = true
-			}
-		}
+		out[t], last = n, t
 	}
 	return out
 }
