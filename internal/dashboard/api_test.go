@@ -220,7 +220,7 @@ func TestAPI(t *testing.T) {
 				t.Fatalf("alarms %v: got %d alarms, want 1: %+v", alarms, len(got.Alarms), got.Alarms)
 			}
 			a := got.Alarms[0]
-			if a.Alarm != "order-flood" || a.Period != "2026-11-22T09:41:00Z" || a.Mode != "global" || a.Orders < 5 ||
+			if a.Alarm != "order-flood" || a.Period != "2026-11-22T09:41:02Z" || a.TriggerCount != 1 || !strings.Contains(a.Text, "6 order lines in 15 s") || a.Mode != "global" || a.Orders < 5 ||
 				a.Threshold != 5 || a.RaisedBy == "" || len(a.Top) == 0 {
 				t.Errorf("alarms %v: %+v", alarms, a)
 			}

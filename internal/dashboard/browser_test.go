@@ -511,7 +511,7 @@ func summarize(p pageState, base time.Time) pageSummary {
 	}
 	s.BotShare = p.BotShare
 	s.Bots = p.Bots
-	if len(p.Alarms) > 0 && len(p.Alarms[0]) == 8 {
+	if len(p.Alarms) > 0 && len(p.Alarms[0]) == 9 {
 		orders, _ := strconv.Atoi(strings.ReplaceAll(p.Alarms[0][2], ",", ""))
 		threshold, _ := strconv.Atoi(p.Alarms[0][3])
 		s.Alarm = []string{p.Alarms[0][1], strconv.FormatBool(orders >= threshold && threshold > 0), p.Alarms[0][3]}

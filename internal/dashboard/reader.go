@@ -113,20 +113,24 @@ const maxFlagged = 10
 
 // Alarm is one alarm-history item (orderflood).
 type Alarm struct {
-	Alarm       string     `json:"alarm"`
-	Period      string     `json:"period"`
-	Name        string     `json:"name"`
-	Mode        string     `json:"mode"`
-	Key         string     `json:"key,omitempty"`
-	Orders      int64      `json:"orders"`
-	Threshold   int64      `json:"threshold"`
-	WindowStart string     `json:"window_start"`
-	WindowEnd   string     `json:"window_end"`
-	Severity    string     `json:"severity"`
-	Published   bool       `json:"published"`
-	RaisedBy    string     `json:"raised_by"`
-	DetectedAt  string     `json:"detected_at"`
-	Top         []AlarmTop `json:"top"`
+	Alarm     string `json:"alarm"`
+	Period    string `json:"period"`
+	Name      string `json:"name"`
+	Mode      string `json:"mode"`
+	Key       string `json:"key,omitempty"`
+	Orders    int64  `json:"orders"`
+	Threshold int64  `json:"threshold"`
+	// TriggerCount is the breaches in the minute before the alarm, the
+	// suppressed ones included; Text its SMS form.
+	TriggerCount int64      `json:"trigger_count"`
+	Text         string     `json:"text,omitempty"`
+	WindowStart  string     `json:"window_start"`
+	WindowEnd    string     `json:"window_end"`
+	Severity     string     `json:"severity"`
+	Published    bool       `json:"published"`
+	RaisedBy     string     `json:"raised_by"`
+	DetectedAt   string     `json:"detected_at"`
+	Top          []AlarmTop `json:"top"`
 }
 
 // AlarmTop is one entry of an alarm's top customers, countries or IPs.
@@ -361,12 +365,13 @@ func parseAlarm(it map[string]types.AttributeValue) Alarm {
 	for name, dst := range map[string]*string{
 		"alarm": &a.Alarm, "period": &a.Period, "name": &a.Name, "mode": &a.Mode, "key": &a.Key,
 		window.AttrWindowStart: &a.WindowStart, window.AttrWindowEnd: &a.WindowEnd,
-		"severity": &a.Severity, "detected_at": &a.DetectedAt,
+		"severity": &a.Severity, "detected_at": &a.DetectedAt, "text": &a.Text,
 	} {
 		*dst, _ = window.GetStr(it, name)
 	}
 	a.Orders, _ = window.GetInt(it, "orders")
 	a.Threshold, _ = window.GetInt(it, "threshold")
+	a.TriggerCount, _ = window.GetInt(it, "trigger_count")
 	a.Published, _ = window.GetBool(it, "published")
 	if a.RaisedBy, _ = window.GetStr(it, "raised_by_worker"); a.RaisedBy == "" {
 		a.RaisedBy, _ = window.GetStr(it, "raised_by_shard")

@@ -45,7 +45,8 @@ func FleetPlan(app string, stream *Stream) Plan {
 			{Name: app, PartitionKey: "ShardID"},
 			{Name: app + SuffixResults, PartitionKey: "pk", SortKey: "sk", TTLAttribute: TTLAttribute},
 			{Name: app + SuffixCounters, PartitionKey: "event", SortKey: "bucket", TTLAttribute: TTLAttribute},
-			{Name: app + SuffixAlarms, PartitionKey: "alarm", SortKey: "period"},
+			// Alarm items expire only when orderflood's retention is set.
+			{Name: app + SuffixAlarms, PartitionKey: "alarm", SortKey: "period", TTLAttribute: TTLAttribute},
 			{Name: app + SuffixDeadLetter, PartitionKey: "pk", SortKey: "sk", TTLAttribute: TTLAttribute},
 			{Name: app + SuffixOrders, PartitionKey: "pk", SortKey: "sk"},
 		},

@@ -26,6 +26,8 @@ import (
 const queryUsage = `usage: consumer query <result> [flags]
 
 results:
+  alarms     the alarm history between two times, listed or totalled per day or month
+             (--app, --alarm ID, --from T, --to T, --by day|month)
   orders     a customer's recent orders, newest first (--app, --customer ID | --guest, --limit N)
   histogram  response-size histograms per window and host (--app, --window TIME, --host H, --last N),
              or summed over a period with percentiles and a bar chart (--from T --to T [--host H])
@@ -47,6 +49,8 @@ func runQuery(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var q func(context.Context, []string, func(string) string, func(context.Context, string) (queryAPI, error), io.Writer, io.Writer) error
 	switch args[0] {
+	case "alarms":
+		q = queryAlarms
 	case "orders":
 		q = queryOrders
 	case "histogram":

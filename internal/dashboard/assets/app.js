@@ -363,12 +363,13 @@
       cell(x.alarm),
       cell(fmtInt(x.orders), 'num'),
       cell(fmtInt(x.threshold), 'num'),
+      cell(fmtInt(x.trigger_count || 0), 'num'),
       cell(fmtTime(x.window_start) + '–' + fmtTime(x.window_end)),
       cell(x.published ? 'yes' : 'not yet', x.published ? 'yes' : 'no'),
       cell(x.raised_by || '–'),
       cell(x.top.slice(0, 3).map((t) => t.kind + ' ' + t.key + ': ' + t.orders).join('; ') || '–'),
     ]);
-    fillTable($('alarms-table'), rows, a.page > 1 ? 'no older alarms' : 'no alarms raised (processor orderflood, alarms ' + state.config.alarms.join(', ') + ')', 8);
+    fillTable($('alarms-table'), rows, a.page > 1 ? 'no older alarms' : 'no alarms raised (processor orderflood, alarms ' + state.config.alarms.join(', ') + ')', 9);
   }
 
   function showErrors() {

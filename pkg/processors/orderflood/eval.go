@@ -625,8 +625,9 @@ func (p *processor) alarmID(key string) string {
 }
 
 // evaluateAndRaise finishes the alarms left pending, evaluates what the
-// fleet's frontier allows when due, and raises the new alarms.
-func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter, now time.Time, publish bool) error {
+// fleet's frontier allows when due (or closing), and raises the new
+// alarms; publish is false on shutdown (the next owner publishes).
+func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter, now time.Time, publish, closing bool) error {
 	// Records of messages already out first (never publish them again),
 	// then messages SNS failed, then alarms a previous owner left
 	// unconfirmed, then those that failed on a store error, then the new
@@ -661,7 +662,7 @@ func (p *processor) evaluateAndRaise(ctx context.Context, out processors.Emitter
 			return err
 		}
 	}
-	if p.env.Store != nil && p.pending && len(p.retry) == 0 && (now.Sub(p.lastEval) >= evalEvery || !publish) {
+	if p.env.Store != nil && p.pending && len(p.retry) == 0 && (now.Sub(p.lastEval) >= evalEvery || closing) {
 		p.lastEval = now
 		if err := p.evaluateSpans(ctx, out, now, publish); err != nil {
 			if ctx.Err() != nil {

@@ -366,7 +366,7 @@ func (p *processor) Flush(ctx context.Context, out processors.Emitter) error {
 	}
 	now := p.env.Clock.Now()
 	p.emitPartials(out, p.tr.Expire(now), now, false)
-	return p.evaluateAndRaise(ctx, out, now, true)
+	return p.evaluateAndRaise(ctx, out, now, true, false)
 }
 
 // Close implements processors.Processor. Shutdown claims new alarms
@@ -383,10 +383,10 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 	switch reason {
 	case processors.ShardEnded:
 		p.emitPartials(out, p.tr.CloseAll(), now, true)
-		err = p.evaluateAndRaise(ctx, out, now, true)
+		err = p.evaluateAndRaise(ctx, out, now, true, true)
 	case processors.Shutdown:
 		p.emitPartials(out, p.tr.Expire(now), now, false)
-		err = p.evaluateAndRaise(ctx, out, now, false)
+		err = p.evaluateAndRaise(ctx, out, now, false, true)
 	default: // LeaseLost: emit nothing
 	}
 	p.tr.Drop()
