@@ -163,6 +163,7 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 			Store:         sinks.store,
 			Clock:         wallClock{},
 			Logger:        log,
+			Shards:        openShards(kc, cfg.Stream),
 		},
 	}
 	if cfg.InitialPosition == "AT_TIMESTAMP" {
@@ -243,4 +244,29 @@ func buildProcessors(plugins []processors.Plugin, cfg config.Consumer, app proce
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return named, nil
+}
+
+// openShards lists the stream's open shards through kc (whose shard cache
+// answers repeated calls from memory).
+func openShards(kc *kinesis.Client, stream string) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		var ids []string
+		in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+		for {
+			page, err := kc.ListShards(ctx, in)
+			if err != nil {
+				return nil, fmt.Errorf("list shards of %s: %w", stream, err)
+			}
+			for _, sh := range page.Shards {
+				if sh.SequenceNumberRange == nil || sh.SequenceNumberRange.EndingSequenceNumber == nil {
+					ids = append(ids, aws.ToString(sh.ShardId))
+				}
+			}
+			if page.NextToken == nil {
+				return ids, nil
+			}
+			// With a NextToken, ListShards takes no stream name.
+			in = &kinesis.ListShardsInput{NextToken: page.NextToken}
+		}
+	}
 }

@@ -72,6 +72,8 @@ type Config struct {
 	Clock  Clock
 	Logger *zap.Logger
 	Hooks  Hooks
+	// Shards lists the stream's open shards (Env.Shards); nil when unknown.
+	Shards func(context.Context) ([]string, error)
 	// MaxOutputs bounds what one batch may emit (default 1,000,000).
 	MaxOutputs int
 	// FlushInterval is the least time between processor flushes (and so
@@ -182,7 +184,7 @@ func Open(ctx context.Context, cfg Config, shard Shard) (*ShardPipeline, error) 
 	}
 	for _, n := range cfg.Processors {
 		env := Env{Shard: shard, Logger: p.log.With(zap.String("processor", n.Name)), Clock: cfg.Clock, Store: cfg.Store,
-			Publisher: cfg.Sinks.Messages}
+			Publisher: cfg.Sinks.Messages, Shards: cfg.Shards}
 		inst, err := n.Factory(ctx, env)
 		if err != nil {
 			p.closeStarted(ctx)

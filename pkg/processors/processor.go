@@ -75,6 +75,11 @@ type Env struct {
 	// to the Emitter go out only after the whole batch is written. Nil
 	// when the worker has no topic.
 	Publisher Publisher
+	// Shards, when set, lists the stream's open shards (from a cached
+	// ListShards): a processor whose results wait for every shard (a
+	// fleet-wide event-time frontier) also waits for shards no worker
+	// has leased yet. Nil when unknown (replays, tests).
+	Shards func(context.Context) ([]string, error)
 }
 
 // Store is the small slice of DynamoDB a processor may call directly.

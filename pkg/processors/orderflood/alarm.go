@@ -322,3 +322,33 @@ func message(topic string, a *Alarm, body []byte) processors.Message {
 		GroupID: a.DedupID,
 	}
 }
+
+// BlocklistPeriod is the sort key of the blocklist item a web tier reads:
+// GetItem alarm=<alarm id>#blocklist, period=latest (README.md).
+const BlocklistPeriod = "latest"
+
+// blocklistItems returns the blocklist item of a (option blocklist): the
+// top customers and IPs of its window, until it expires.
+func blocklistItems(table string, a *Alarm, now time.Time, ttl time.Duration) []processors.Item {
+	list := func(tops []Top) types.AttributeValue {
+		v := make([]types.AttributeValue, len(tops))
+		for i, t := range tops {
+			v[i] = window.Str(t.Key)
+		}
+		return &types.AttributeValueMemberL{Value: v}
+	}
+	item := func(period string) processors.Item {
+		pk := a.ID + "#blocklist"
+		return processors.Item{Table: table, Key: pk + "|" + period, Attrs: map[string]types.AttributeValue{
+			attrAlarm:            window.Str(pk),
+			attrPeriod:           window.Str(period),
+			"alarm_period":       window.Str(periodKey(a.Period)),
+			"orders":             window.Int(a.Orders),
+			"customers":          list(a.TopCustomers),
+			"ips":                list(a.TopIPs),
+			"created_at":         window.Str(now.UTC().Format(time.RFC3339)),
+			window.AttrExpiresAt: window.Int(now.Add(ttl).Unix()),
+		}}
+	}
+	return []processors.Item{item(BlocklistPeriod)}
+}

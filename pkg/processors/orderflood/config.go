@@ -94,6 +94,8 @@ type Config struct {
 	// Blocklist, when set, writes the top customers and IPs of every
 	// alarm to a blocklist item a web tier can read (see README.md).
 	Blocklist bool `yaml:"blocklist"`
+	// BlocklistTTL is how long a blocklist entry stays (expires_at).
+	BlocklistTTL time.Duration `yaml:"blocklist_ttl"`
 }
 
 // DefaultConfig returns the defaults every field not set in YAML keeps.
@@ -115,6 +117,7 @@ func DefaultConfig() Config {
 		MaxAlarms:     10,
 		Severity:      "high",
 		PartialTTL:    time.Hour,
+		BlocklistTTL:  time.Hour,
 	}
 }
 
@@ -166,6 +169,8 @@ func (c Config) Validate(path string) error {
 		return processors.FieldError(path+".partial_ttl", "must be at least twice window + trigger_window + grace + idle")
 	case c.Retention < 0:
 		return processors.FieldError(path+".retention", "must be >= 0")
+	case c.BlocklistTTL < time.Minute:
+		return processors.FieldError(path+".blocklist_ttl", "must be at least 1m")
 	}
 	if c.Path != "" {
 		if _, err := regexp.Compile(c.Path); err != nil {

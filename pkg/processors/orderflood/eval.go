@@ -195,9 +195,12 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 	}
 	w, maxWM, first := int64(math.MaxInt64), int64(0), int64(math.MaxInt64)
 	self := window.ShardSK(p.env.Shard.ShardID)
+	seen := map[string]bool{}
 	for _, it := range fronts {
 		f := parseFrontier(it)
-		if sk, _ := window.GetStr(it, window.AttrSK); sk == self {
+		sk, _ := window.GetStr(it, window.AttrSK)
+		seen[sk] = true
+		if sk == self {
 			f = p.front
 		}
 		maxWM = max(maxWM, f.WM)
@@ -206,6 +209,18 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 		}
 		if !f.Idle {
 			w = min(w, f.At)
+		}
+	}
+	// An open shard no worker has started yet may hold any order time.
+	if p.env.Shards != nil {
+		ids, err := p.env.Shards(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			if !seen[window.ShardSK(id)] {
+				return 0, nil
+			}
 		}
 	}
 	// Nothing after the newest order can change a decision yet.

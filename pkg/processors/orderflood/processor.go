@@ -187,14 +187,10 @@ func (f *factory) new(ctx context.Context, env processors.Env) (processors.Proce
 }
 
 // restore loads the previous owner's cursor, per-second partials and
-// unconfirmed alarms, and makes sure the fleet waits for this shard: a
-// shard seen for the first time writes a frontier that holds every
-// evaluation back until its first flush says how far it got.
+// unconfirmed alarms, and writes this shard's frontier before any record
+// is processed.
 func (p *processor) restore(ctx context.Context) error {
 	st, shard := p.env.Store, p.env.Shard.ShardID
-	if _, err := st.PutIfAbsent(ctx, p.f.results, window.AttrPK, p.frontierItem(frontier{}, p.env.Clock.Now()).Attrs); err != nil {
-		return fmt.Errorf("write frontier: %w", err)
-	}
 	sk := window.ShardSK(shard)
 	items, err := st.Query(ctx, p.f.results, window.AttrPK, p.f.keys.Cursor(), window.AttrSK, sk, sk)
 	if err != nil {
@@ -213,6 +209,19 @@ func (p *processor) restore(ctx context.Context) error {
 		p.pending = true
 		p.ownLast = c.Watermark
 	}
+	// The fleet waits for this lease from now on: its frontier replaces a
+	// previous owner's (which may say idle while records wait unread).
+	now := p.env.Clock.Now()
+	f := p.frontierNow(now, false)
+	it := p.frontierItem(f, now).Attrs
+	wrote, err := st.PutIfAbsent(ctx, p.f.results, window.AttrPK, it)
+	if err == nil && !wrote {
+		_, err = st.PutIf(ctx, p.f.results, window.AttrPK, it, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("write frontier: %w", err)
+	}
+	p.front, p.next, p.sent, p.sentAt = f, f, f, now
 	name := p.f.cfg.Name
 	markers, err := st.Query(ctx, p.f.results, window.AttrPK, pendingPK(name, shard), window.AttrSK, name, name+"\U0010FFFF")
 	if err != nil {
@@ -523,6 +532,11 @@ func (p *processor) raise(ctx context.Context, out processors.Emitter, a *Alarm,
 		}
 	}
 	p.raised[id] = a.Period
+	if p.f.cfg.Blocklist {
+		for _, it := range blocklistItems(p.f.alarms, a, now, p.f.cfg.BlocklistTTL) {
+			out.Put(it)
+		}
+	}
 	if p.f.topic == "" || p.env.Publisher == nil {
 		// Recorded in the history, never published: nothing to resume.
 		out.Put(markerItem(p.f.results, p.f.cfg.Name, shard, a, body, true, now.Add(markerTTL)))

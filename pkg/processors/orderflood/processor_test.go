@@ -450,3 +450,43 @@ func TestNoTopic(t *testing.T) {
 		t.Errorf("history = %v; want the alarm recorded", h)
 	}
 }
+
+// TestBlocklist: with blocklist set, an alarm leaves its top customers in
+// the item a web tier reads (alarm=<id>#blocklist, period=latest).
+func TestBlocklist(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Blocklist = true
+	f := newFactory(t, cfg)
+	store, clock := processortest.NewStore(), clockAt(12)
+	a := newLease(t, f, store, clock, "shardId-000000000001")
+	a.batch(orders(30, 0, 10, "A"))
+	settle(clock, a)
+	it := history(t, store)["order-flood#blocklist|"+BlocklistPeriod]
+	if it["customers"] != "L:[S:12000.0 S:12001.0 S:12002.0]" || it["alarm_period"] != "S:2026-11-22T09:41:09Z" || it["orders"] != "N:30" {
+		t.Errorf("blocklist item = %v", it)
+	}
+}
+
+// TestUnstartedShardHoldsBack: a shard of the stream that no worker has
+// started may hold any order time: nothing is decided until it starts.
+func TestUnstartedShardHoldsBack(t *testing.T) {
+	f := newFactory(t, DefaultConfig())
+	store, clock := processortest.NewStore(), clockAt(12)
+	a := newLease(t, f, store, clock, "shardId-000000000001")
+	a.h.Shards = []string{"shardId-000000000001", "shardId-000000000002"}
+	var err error
+	if a.p, err = a.h.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a.batch(orders(20, 0, 10, "A"))
+	settle(clock, a)
+	if len(a.msgs) != 0 {
+		t.Fatalf("%d alarms before shard 2 started", len(a.msgs))
+	}
+	b := newLease(t, f, store, clock, "shardId-000000000002")
+	b.batch(orders(15, 5, 10, "B"))
+	settle(clock, a, b)
+	if n := len(a.msgs) + len(b.msgs); n != 1 {
+		t.Errorf("%d alarms once both shards ran, want 1", n)
+	}
+}

@@ -27,6 +27,8 @@ type Harness struct {
 	Logger  *zap.Logger
 	// Publisher is the Env's synchronous publisher (default: a new fake).
 	Publisher *Publisher
+	// Shards, when set, is the Env's list of the stream's open shards.
+	Shards []string
 }
 
 // Env returns the Env the harness passes to the Factory.
@@ -38,7 +40,11 @@ func (h *Harness) Env() processors.Env {
 	if h.Publisher == nil {
 		h.Publisher = &Publisher{}
 	}
-	return processors.Env{Shard: h.Shard, Logger: lg, Clock: h.Clock, Store: h.Store, Publisher: h.Publisher}
+	env := processors.Env{Shard: h.Shard, Logger: lg, Clock: h.Clock, Store: h.Store, Publisher: h.Publisher}
+	if h.Shards != nil {
+		env.Shards = func(context.Context) ([]string, error) { return h.Shards, nil }
+	}
+	return env
 }
 
 // published moves what the processor published synchronously into rec.
