@@ -45,7 +45,7 @@ func queryAlarms(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	lo, hi := "", "\uffff"
+	lo, hi := "0", "9" // every RFC 3339 time sorts between them
 	if *from != "" {
 		t, err := parseQueryTime("--from", *from)
 		if err != nil {

@@ -73,22 +73,25 @@ func (p *processor) frontierNow(now time.Time, ended bool) frontier {
 	if idleSince.IsZero() {
 		idleSince = p.started
 	}
-	switch open := p.tr.Open(); {
+	open := p.tr.Open()
+	switch {
 	case ended:
 		f.Idle = true
-	case len(open) > 0:
-		f.At = ms(open[0].Start)
-	case now.Sub(idleSince) >= p.f.cfg.Idle:
+		return f
+	case len(open) == 0 && now.Sub(idleSince) >= p.f.cfg.Idle:
 		f.Idle = true
-	default:
-		// Records before the closed horizon or Grace behind the
-		// watermark are late: they cannot change a count.
-		at := p.tr.ClosedUpTo()
-		if wm := p.tr.Watermark(); !wm.IsZero() {
-			at = later(at, wm.Add(-p.f.cfg.Grace).Truncate(time.Second))
-		}
-		f.At = ms(at)
+		return f
 	}
+	// A record is still counted unless its second is before the closed
+	// horizon or Grace behind the watermark; an open second still changes.
+	at := p.tr.ClosedUpTo()
+	if wm := p.tr.Watermark(); !wm.IsZero() {
+		at = later(at, wm.Add(-p.f.cfg.Grace).Truncate(time.Second))
+	}
+	if len(open) > 0 && open[0].Start.Before(at) {
+		at = open[0].Start
+	}
+	f.At = ms(at)
 	return f
 }
 
@@ -240,11 +243,13 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 			p.ev.decided, p.ev.lastAlarm, p.ev.warm = d, lastAlarms(chain[0]), false
 		}
 	}
-	if p.ev.decided == 0 && first != math.MaxInt64 {
-		p.ev.decided = first // a fresh fleet: from its first order
-	}
 	if w == math.MaxInt64 {
 		w = 0
+	}
+	// A fresh fleet starts at its first order, once every shard has
+	// reported how far it got (until then some frontier holds w at 0).
+	if p.ev.decided == 0 && w > 0 && first != math.MaxInt64 {
+		p.ev.decided = first
 	}
 	return w, nil
 }
@@ -698,6 +703,7 @@ func (p *processor) evaluateSpans(ctx context.Context, out processors.Emitter, n
 	if err != nil {
 		return err
 	}
+	p.log.Debug("evaluate", zap.Time("decided", fromMS(p.ev.decided)), zap.Time("frontier", fromMS(w)), zap.Bool("warm", p.ev.warm))
 	for p.ev.decided != 0 && p.ev.decided < w {
 		alarms, dec, err := p.evaluate(ctx, out, w, now)
 		if err != nil || dec == nil {
