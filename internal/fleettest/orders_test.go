@@ -172,7 +172,9 @@ func replayOrders(t *testing.T, csv, format string, want []flood) {
 	}
 	for _, suffix := range []string{"-results", "-alarms", "-counters", "-deadletter", "-orders"} {
 		table := e.app + suffix
-		t.Cleanup(func() { e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}) })
+		t.Cleanup(func() {
+			e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+		})
 	}
 	topic := testenv.TopicARN(e.app + "-alarms")
 	queue := testenv.SubscribeQueue(t, topic)
