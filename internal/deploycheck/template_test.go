@@ -125,7 +125,7 @@ func TestTemplateMatchesFleetContract(t *testing.T) {
 		"LeaseTable":      {Name: "shop", Billing: "PAY_PER_REQUEST", Hash: "ShardID", AttrTypes: map[string]string{"ShardID": "S"}},
 		"ResultsTable":    {Name: "shop-results", Billing: "PAY_PER_REQUEST", Hash: "pk", Range: "sk", TTL: "expires_at", AttrTypes: map[string]string{"pk": "S", "sk": "S"}},
 		"CountersTable":   {Name: "shop-counters", Billing: "PAY_PER_REQUEST", Hash: "event", Range: "bucket", TTL: "expires_at", AttrTypes: map[string]string{"event": "S", "bucket": "S"}},
-		"AlarmsTable":     {Name: "shop-alarms", Billing: "PAY_PER_REQUEST", Hash: "alarm", Range: "period", AttrTypes: map[string]string{"alarm": "S", "period": "S"}},
+		"AlarmsTable":     {Name: "shop-alarms", Billing: "PAY_PER_REQUEST", Hash: "alarm", Range: "period", TTL: "expires_at", AttrTypes: map[string]string{"alarm": "S", "period": "S"}},
 		"DeadLetterTable": {Name: "shop-deadletter", Billing: "PAY_PER_REQUEST", Hash: "pk", Range: "sk", TTL: "expires_at", AttrTypes: map[string]string{"pk": "S", "sk": "S"}},
 		"OrdersTable":     {Name: "shop-orders", Billing: "PAY_PER_REQUEST", Hash: "pk", Range: "sk", AttrTypes: map[string]string{"pk": "S", "sk": "S"}},
 	}
