@@ -74,7 +74,7 @@ func TestApplyCreatesThenNoOp(t *testing.T) {
 		"stream/" + app + "-stream",
 		"table/" + app, "table/" + app + "-alarms", "table/" + app + "-counters",
 		"table/" + app + "-deadletter", "table/" + app + "-orders", "table/" + app + "-results",
-		"ttl/" + app + "-counters", "ttl/" + app + "-deadletter", "ttl/" + app + "-results",
+		"ttl/" + app + "-alarms", "ttl/" + app + "-counters", "ttl/" + app + "-deadletter", "ttl/" + app + "-results",
 	}
 	if diff := cmp.Diff(wantCreated, first.Created); diff != "" {
 		t.Errorf("first Apply created (-want +got):\n%s", diff)

@@ -26,7 +26,7 @@ func TestFleetPlan(t *testing.T) {
 			{Name: "shop", PartitionKey: "ShardID"},
 			{Name: "shop-results", PartitionKey: "pk", SortKey: "sk", TTLAttribute: "expires_at"},
 			{Name: "shop-counters", PartitionKey: "event", SortKey: "bucket", TTLAttribute: "expires_at"},
-			{Name: "shop-alarms", PartitionKey: "alarm", SortKey: "period"},
+			{Name: "shop-alarms", PartitionKey: "alarm", SortKey: "period", TTLAttribute: "expires_at"},
 			{Name: "shop-deadletter", PartitionKey: "pk", SortKey: "sk", TTLAttribute: "expires_at"},
 			{Name: "shop-orders", PartitionKey: "pk", SortKey: "sk"},
 		},
