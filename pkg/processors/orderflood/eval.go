@@ -355,26 +355,21 @@ func (p *processor) load(ctx context.Context, from, to int64) error {
 	if p.ev.loadedTo >= hi {
 		return nil
 	}
-	for _, q := range bucketRanges([][2]int64{{p.ev.loadedTo, hi - 1}}) {
-		ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
-		pk := bucketPK(p.f.cfg.Name, ta)
-		items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
-			window.FormatTime(ta), window.FormatTime(tb)+"#~")
+	items, err := p.queryPartials(ctx, [][2]int64{{p.ev.loadedTo, hi - 1}})
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		h, s, err := parsePartial(it)
 		if err != nil {
-			return fmt.Errorf("query %s: %w", pk, err)
+			p.log.Warn("skipping unreadable partial", zap.Error(err))
+			continue
 		}
-		for _, it := range items {
-			h, s, err := parsePartial(it)
-			if err != nil {
-				p.log.Warn("skipping unreadable partial", zap.Error(err))
-				continue
-			}
-			sec := h.Start.Unix()
-			if p.ev.cache[sec] == nil {
-				p.ev.cache[sec] = shardData{}
-			}
-			p.ev.cache[sec][h.Shard] = s
+		sec := h.Start.Unix()
+		if p.ev.cache[sec] == nil {
+			p.ev.cache[sec] = shardData{}
 		}
+		p.ev.cache[sec][h.Shard] = s
 	}
 	for sec, s := range p.ev.own {
 		if sec >= p.ev.loadedTo && sec < hi {
@@ -725,6 +720,23 @@ func (p *processor) evaluateSpans(ctx context.Context, out processors.Emitter, n
 		p.pending = false
 	}
 	return nil
+}
+
+// queryPartials returns every shard's per-second partials of the seconds
+// in ivs (sorted, disjoint intervals): one Query per minute bucket.
+func (p *processor) queryPartials(ctx context.Context, ivs [][2]int64) ([]map[string]types.AttributeValue, error) {
+	var out []map[string]types.AttributeValue
+	for _, q := range bucketRanges(ivs) {
+		ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
+		pk := bucketPK(p.f.cfg.Name, ta)
+		items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
+			window.FormatTime(ta), window.FormatTime(tb)+"#~")
+		if err != nil {
+			return nil, fmt.Errorf("query partials %s: %w", pk, err)
+		}
+		out = append(out, items...)
+	}
+	return out, nil
 }
 
 // bucketRanges splits intervals of seconds at minute boundaries and joins

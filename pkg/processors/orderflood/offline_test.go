@@ -38,23 +38,26 @@ func offlineAlarms(recs []records.Record, cfg Config) []offAlarm {
 		}
 	}
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].Time.Before(rs[j].Time) })
+	// count is the orders (lines or distinct invoices) in [t-window, t].
+	count := func(t time.Time) int64 {
+		hi := sort.Search(len(rs), func(k int) bool { return rs[k].Time.After(t) })
+		lo := sort.Search(len(rs), func(k int) bool { return !rs[k].Time.Before(t.Add(-cfg.Window)) })
+		if cfg.Count != CountInvoices {
+			return int64(hi - lo)
+		}
+		inv := map[string]bool{}
+		for _, r := range rs[lo:hi] {
+			inv[r.InvoiceNo] = true
+		}
+		return int64(len(inv))
+	}
 	var breaches []time.Time
 	for i := 0; i < len(rs); i++ {
 		t := rs[i].Time
 		if i > 0 && rs[i-1].Time.Equal(t) {
 			continue
 		}
-		hi := sort.Search(len(rs), func(k int) bool { return rs[k].Time.After(t) })
-		lo := sort.Search(len(rs), func(k int) bool { return !rs[k].Time.Before(t.Add(-cfg.Window)) })
-		n := int64(hi - lo)
-		if cfg.Count == CountInvoices {
-			inv := map[string]bool{}
-			for _, r := range rs[lo:hi] {
-				inv[r.InvoiceNo] = true
-			}
-			n = int64(len(inv))
-		}
-		if n >= cfg.Threshold {
+		if n := count(t); n >= cfg.Threshold {
 			breaches = append(breaches, t)
 		}
 	}
@@ -69,17 +72,7 @@ func offlineAlarms(recs []records.Record, cfg Config) []offAlarm {
 				trig++
 			}
 		}
-		hi := sort.Search(len(rs), func(k int) bool { return rs[k].Time.After(t) })
-		lo := sort.Search(len(rs), func(k int) bool { return !rs[k].Time.Before(t.Add(-cfg.Window)) })
-		n := int64(hi - lo)
-		if cfg.Count == CountInvoices {
-			inv := map[string]bool{}
-			for _, r := range rs[lo:hi] {
-				inv[r.InvoiceNo] = true
-			}
-			n = int64(len(inv))
-		}
-		out = append(out, offAlarm{t, n, trig})
+		out = append(out, offAlarm{t, count(t), trig})
 	}
 	return out
 }

@@ -250,26 +250,21 @@ func (p *processor) restoreSeconds(ctx context.Context, secs []time.Time) error 
 	for _, s := range secs {
 		ivs = append(ivs, [2]int64{s.Unix(), s.Unix()})
 	}
-	for _, q := range bucketRanges(ivs) {
-		ta, tb := time.Unix(q[0], 0).UTC(), time.Unix(q[1], 0).UTC()
-		pk := bucketPK(p.f.cfg.Name, ta)
-		items, err := p.env.Store.Query(ctx, p.f.results, window.AttrPK, pk, window.AttrSK,
-			window.FormatTime(ta), window.FormatTime(tb)+"#~")
+	items, err := p.queryPartials(ctx, ivs)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		h, s, err := parsePartial(it)
 		if err != nil {
-			return fmt.Errorf("load partials %s: %w", pk, err)
+			return fmt.Errorf("load partials: %w", err)
 		}
-		for _, it := range items {
-			h, s, err := parsePartial(it)
-			if err != nil {
-				return fmt.Errorf("load partials %s: %w", pk, err)
-			}
-			if h.Shard != shard || !want[h.Start.Unix()] {
-				continue
-			}
-			p.tr.Restore(h.Start, s, h.Pos, h.Final)
-			if p.firstOpen.IsZero() || h.Start.Before(p.firstOpen) {
-				p.firstOpen = h.Start
-			}
+		if h.Shard != shard || !want[h.Start.Unix()] {
+			continue
+		}
+		p.tr.Restore(h.Start, s, h.Pos, h.Final)
+		if p.firstOpen.IsZero() || h.Start.Before(p.firstOpen) {
+			p.firstOpen = h.Start
 		}
 	}
 	return nil
