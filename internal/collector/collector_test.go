@@ -78,11 +78,22 @@ func decode(t *testing.T, e putter.Entry) hit {
 
 const sid = "0123456789abcdef0123456789abcdef"
 
+// repeatReader is an endless random source of one byte value: session
+// ids are predictable and never run out.
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
 func newCollector(t *testing.T, cfg collector.Config, s collector.Sink) *collector.Collector {
 	t.Helper()
 	c, err := collector.New(cfg, s, zap.NewNop(),
 		collector.WithClock(func() time.Time { return now }),
-		collector.WithRandom(bytes.NewReader(bytes.Repeat([]byte{0xab}, 1<<10))))
+		collector.WithRandom(repeatReader(0xab)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +314,9 @@ func TestWithProducerBackpressure(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- prod.Run(ctx) }()
-	c := newCollector(t, collector.Config{}, prod)
+	// One client sends every hit: without the per-client limit, so the
+	// buffer (not the 429 limiter, whose refill depends on timing) decides.
+	c := newCollector(t, collector.Config{RateLimit: -1}, prod)
 	codes := map[int]int{}
 	for range 10 + 2*putter.MaxBatchRecords + 200 {
 		rec := httptest.NewRecorder()
