@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/shardwatch/shardwatch/internal/testenv"
 )
@@ -198,7 +199,7 @@ func replayOrders(t *testing.T, csv, format string, want []flood) {
 		return len(got) >= len(want)
 	})
 	if d := diffFloods(want, got); d != "" {
-		t.Errorf("%s: alarms differ from the offline count:\n%s", format, d)
+		t.Errorf("%s: alarms differ from the offline count (-offline +got):\n%s", format, d)
 	}
 
 	// One SNS message per alarm, JSON for the SQS subscriber, and the
@@ -308,19 +309,14 @@ func alarmsOf(t *testing.T, ddb *dynamodb.Client, table string) []flood {
 	return got
 }
 
+// diffFloods compares alarms as text (-offline +got).
 func diffFloods(want, got []flood) string {
-	var b strings.Builder
-	for i := 0; i < max(len(want), len(got)); i++ {
-		var w, g string
-		if i < len(want) {
-			w = want[i].String()
+	str := func(fs []flood) []string {
+		out := make([]string, len(fs))
+		for i, f := range fs {
+			out[i] = f.String()
 		}
-		if i < len(got) {
-			g = got[i].String()
-		}
-		if w != g {
-			fmt.Fprintf(&b, "  #%d: offline %q, got %q\n", i, w, g)
-		}
+		return out
 	}
-	return b.String()
+	return cmp.Diff(str(want), str(got))
 }

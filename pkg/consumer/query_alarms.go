@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
 )
 
 // alarmRow is one alarm-history item as `query alarms` shows it.
@@ -128,21 +129,8 @@ func alarmHistory(ctx context.Context, api queryAPI, table, id, lo, hi string) (
 }
 
 func parseAlarmRow(it map[string]types.AttributeValue) (alarmRow, error) {
-	s := func(name string) string {
-		v, _ := it[name].(*types.AttributeValueMemberS)
-		if v == nil {
-			return ""
-		}
-		return v.Value
-	}
-	n := func(name string) int64 {
-		v, _ := it[name].(*types.AttributeValueMemberN)
-		if v == nil {
-			return 0
-		}
-		x, _ := strconv.ParseInt(v.Value, 10, 64)
-		return x
-	}
+	s := func(name string) string { v, _ := window.GetStr(it, name); return v }
+	n := func(name string) int64 { v, _ := window.GetInt(it, name); return v }
 	r := alarmRow{Alarm: s("alarm"), Orders: n("orders"), Triggers: n("trigger_count"), State: s("state"), Text: s("text")}
 	// The body has the time to the millisecond; the sort key to the second.
 	var body struct {

@@ -179,8 +179,8 @@ func (e *evaluator) size() int {
 	return n
 }
 
-// span is what one evaluation decided, committed once its alarms are
-// claimed.
+// decision is what one span of an evaluation decided, committed once its
+// alarms are claimed.
 type decision struct {
 	to        int64
 	lastAlarm map[string]int64
