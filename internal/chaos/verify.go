@@ -104,9 +104,11 @@ func (h *run) finish(ctx context.Context) error {
 
 	cutoff := sentinel.Truncate(time.Hour) // data windows end before this
 	var problems []string
+	// Alarms are decided once every shard's frontier has passed them:
+	// wait for them too (checkAlarms reports what is missing).
 	for {
 		problems = h.checkResults(ctx, off, cutoff)
-		if len(problems) == 0 || time.Now().After(deadline) {
+		if (len(problems) == 0 && h.alarmsPublished(ctx, off, cutoff)) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Second)
@@ -246,10 +248,9 @@ func (h *run) checkResults(ctx context.Context, off *Offline, cutoff time.Time) 
 	return out
 }
 
-// checkAlarms: exactly the offline alarms (time and count) and no other;
-// the SNS messages per alarm are reported.
-func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
-	r := h.report
+// expectedAlarms returns the offline alarms (second -> count) and the
+// ones before cutoff, which must exist.
+func expectedAlarms(off *Offline, cutoff time.Time) (map[time.Time]int64, map[time.Time]bool) {
 	counts := off.Alarms(15*time.Second, time.Minute, 30)
 	expected := map[time.Time]bool{}
 	for t := range counts {
@@ -257,6 +258,32 @@ func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
 			expected[t] = true
 		}
 	}
+	return counts, expected
+}
+
+// alarmsPublished reports whether every expected alarm is in the history
+// in state published.
+func (h *run) alarmsPublished(ctx context.Context, off *Offline, cutoff time.Time) bool {
+	_, expected := expectedAlarms(off, cutoff)
+	items, err := h.query(ctx, h.app+"-alarms", "alarm", "order-flood")
+	if err != nil {
+		return false
+	}
+	n := 0
+	for _, it := range items {
+		t, err := time.Parse(time.RFC3339, str(it["period"]))
+		if err == nil && expected[t] && str(it["state"]) == "published" {
+			n++
+		}
+	}
+	return n >= len(expected)
+}
+
+// checkAlarms: exactly the offline alarms (time and count) and no other;
+// the SNS messages per alarm are reported.
+func (h *run) checkAlarms(ctx context.Context, off *Offline, cutoff time.Time) {
+	r := h.report
+	counts, expected := expectedAlarms(off, cutoff)
 	r.AlarmPeriods = len(expected)
 	items, err := h.query(ctx, h.app+"-alarms", "alarm", "order-flood")
 	if err != nil {
