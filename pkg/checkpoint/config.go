@@ -36,11 +36,17 @@ type Config struct {
 	// as expired. It is also this worker's own limit: a tenure whose last
 	// successful write started FailoverTime ago is lost.
 	FailoverTime time.Duration `yaml:"failover_time"`
-	// RenewInterval is how often the engine renews (set the engine's
-	// LeaseRefreshWaitTime to it). Default FailoverTime/3. A renewal that
-	// fails transiently is tolerated while one more renewal can still land
-	// before FailoverTime.
+	// RenewInterval is how often the engine asks for a renewal (set the
+	// engine's LeaseRefreshWaitTime to it). Default FailoverTime/3. Keep
+	// it well under FailoverTime/2 so failed renewals can be retried: one
+	// that fails transiently is tolerated while one more renewal can
+	// still land before FailoverTime.
 	RenewInterval time.Duration `yaml:"renew_interval"`
+	// RenewAfter: a renewal of a lease written less than this ago (by a
+	// checkpoint or a renewal: every write bumps the counter) writes
+	// nothing, so checkpoints at least this often make renewals free.
+	// Default and maximum FailoverTime/2.
+	RenewAfter time.Duration `yaml:"renew_after"`
 	// SnapshotTTL bounds the age of the Scan snapshot that answers for
 	// shards this worker does not hold; Run refreshes it at this period
 	// (default 1 s: one Scan page per worker-second up to ~3,000 shards).
@@ -64,6 +70,11 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RenewInterval == 0 {
 		c.RenewInterval = c.FailoverTime / 3
+	}
+	if c.RenewAfter == 0 {
+		// A lease is then written at most FailoverTime/2 + RenewInterval
+		// apart, leaving the rest of the failover time for retries.
+		c.RenewAfter = c.FailoverTime / 2
 	}
 	if c.SnapshotTTL == 0 {
 		c.SnapshotTTL = DefaultSnapshotTTL
@@ -94,6 +105,8 @@ func (c *Config) Validate() error {
 		// Two renewal chances per failover period at least, else one slow
 		// call loses the lease.
 		return errors.New("checkpoint: RenewInterval must be > 0 and <= FailoverTime/2")
+	case c.RenewAfter < 0 || c.RenewAfter > c.FailoverTime/2:
+		return errors.New("checkpoint: RenewAfter must be >= 0 and <= FailoverTime/2")
 	case c.SnapshotTTL <= 0:
 		return errors.New("checkpoint: SnapshotTTL must be > 0")
 	case c.ShardListTTL <= 0:

@@ -18,6 +18,9 @@
 //     succeeded for FailoverTime minus one RenewInterval, checked at each
 //     renewal and checkpoint: before any other worker can call it expired.
 //     Transient renewal errors are tolerated until then.
+//   - Checkpoints renew: every write bumps the counter, and a renewal of a
+//     lease written in the last FailoverTime/2 writes nothing. A worker
+//     checkpointing at least that often pays for no renewals.
 //   - Checkpoints never move backwards and SHARD_END is final.
 //   - Shards this worker does not hold are answered from one consistent
 //     Scan snapshot per SnapshotTTL, not a GetItem per shard per pass. Run

@@ -169,13 +169,17 @@ func (s *Store) renew(shard *par.ShardStatus) error {
 		return fmt.Errorf("shard %s: renew lease: %w", shard.ID, ErrLeaseLost)
 	}
 	s.mu.Lock()
-	adopted := t.adopted
+	adopted, lastWrite := t.adopted, t.renewStarted
 	s.mu.Unlock()
 	if !adopted {
 		// The engine has not started this tenure (taken ahead): the caller
 		// is the consumer of an earlier tenure still winding down after a
 		// hand-over. It must stop, not keep a tenure it does not process.
 		return fmt.Errorf("shard %s: renew lease: earlier tenure: %w", shard.ID, ErrLeaseLost)
+	}
+	if s.clock.Now().Sub(lastWrite) < s.cfg.RenewAfter {
+		// A checkpoint (every write bumps the counter) renewed it lately.
+		return nil
 	}
 	t.op.Lock()
 	defer t.op.Unlock()

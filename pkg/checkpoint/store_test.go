@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,11 +36,16 @@ type fixture struct {
 
 func newFixture(t *testing.T, db *ddbfake.DB, id string, shards ...checkpointtest.Shard) *fixture {
 	t.Helper()
+	return newFixtureConfig(t, db, checkpoint.Config{TableName: table, WorkerID: id, StreamName: "stream"}, shards...)
+}
+
+func newFixtureConfig(t *testing.T, db *ddbfake.DB, cfg checkpoint.Config, shards ...checkpointtest.Shard) *fixture {
+	t.Helper()
 	if len(shards) == 0 {
 		shards = []checkpointtest.Shard{{ID: "s0"}}
 	}
 	clock := checkpointtest.NewClock(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC))
-	s, err := checkpoint.New(t.Context(), checkpoint.Config{TableName: table, WorkerID: id, StreamName: "stream"},
+	s, err := checkpoint.New(t.Context(), cfg,
 		checkpoint.Deps{DynamoDB: db, Shards: checkpointtest.NewShards(shards...), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +106,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no stream", func(c *checkpoint.Config) { c.StreamName = "" }, "StreamName"},
 		{"negative failover", func(c *checkpoint.Config) { c.FailoverTime = -1 }, "FailoverTime"},
 		{"renew too slow", func(c *checkpoint.Config) { c.RenewInterval = 6 * time.Second }, "RenewInterval"},
+		{"renewals skipped too long", func(c *checkpoint.Config) { c.RenewAfter = 6 * time.Second }, "RenewAfter"},
 		{"call timeout too long", func(c *checkpoint.Config) { c.CallTimeout = 6 * time.Second }, "CallTimeout"},
 		{"no snapshot ttl", func(c *checkpoint.Config) { c.SnapshotTTL = -1 }, "SnapshotTTL"},
 		{"no list ttl", func(c *checkpoint.Config) { c.ShardListTTL = -1 }, "ShardListTTL"},
@@ -121,7 +128,7 @@ func TestConfigDefaults(t *testing.T) {
 	c := checkpoint.Config{FailoverTime: 6 * time.Second}
 	c.SetDefaults()
 	want := checkpoint.Config{
-		FailoverTime: 6 * time.Second, RenewInterval: 2 * time.Second, SnapshotTTL: time.Second,
+		FailoverTime: 6 * time.Second, RenewInterval: 2 * time.Second, RenewAfter: 3 * time.Second, SnapshotTTL: time.Second,
 		ShardListTTL: 30 * time.Second, CallTimeout: 3 * time.Second, TableReadyTimeout: time.Minute,
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -135,6 +142,7 @@ func TestRenewAmbiguousWriteIsAdopted(t *testing.T) {
 	f := newFixture(t, ddbfake.New(), "A")
 	f.take("s0")
 	lease, _ := f.store.Lease("s0")
+	f.clock.Advance(checkpointtest.RenewAfter)
 	f.db.Inject(ddbfake.Fault{Op: "UpdateItem", Err: errNetwork, Applied: true})
 	if err := f.renew("s0"); err != nil {
 		t.Fatalf("renew with a lost response: %v, want tolerated", err)
@@ -213,6 +221,7 @@ func TestRenewTransientFailures(t *testing.T) {
 func TestRenewRecoversAfterTransientFailure(t *testing.T) {
 	f := newFixture(t, ddbfake.New(), "A")
 	f.take("s0")
+	f.clock.Advance(checkpointtest.RenewAfter)
 	f.db.Inject(ddbfake.Fault{Op: "UpdateItem", Err: errNetwork})
 	if err := f.renew("s0"); err != nil {
 		t.Fatal(err)
@@ -305,9 +314,13 @@ func TestInitDescribeError(t *testing.T) {
 // checkpoints from another: per-shard serialisation keeps the expected
 // counter exact, so neither is fenced out by the other.
 func TestConcurrentRenewAndCheckpoint(t *testing.T) {
-	f := newFixture(t, ddbfake.New(), "A", checkpointtest.Shard{ID: "s0"}, checkpointtest.Shard{ID: "s1"})
+	// RenewAfter 1 ns and a clock that moves: renewals write unless a
+	// checkpoint just did.
+	f := newFixtureConfig(t, ddbfake.New(), checkpoint.Config{TableName: table, WorkerID: "A", StreamName: "stream", RenewAfter: time.Nanosecond},
+		checkpointtest.Shard{ID: "s0"}, checkpointtest.Shard{ID: "s1"})
 	f.take("s0")
 	f.take("s1")
+	updatesBefore := f.db.Calls()["UpdateItem"]
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, 4*n)
@@ -316,6 +329,7 @@ func TestConcurrentRenewAndCheckpoint(t *testing.T) {
 		proc := f.shard(id)
 		wg.Go(func() {
 			for range n {
+				f.clock.Advance(time.Microsecond)
 				errs <- f.store.GetLease(renewer, "A")
 			}
 		})
@@ -338,10 +352,17 @@ func TestConcurrentRenewAndCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Every write landed once: the counters moved by the UpdateItem calls.
+	moved := 0
 	for _, id := range []string{"s0", "s1"} {
-		if got, want := f.counter(id), fmt.Sprint(1+2*n); got != want {
-			t.Fatalf("%s: counter %s, want %s", id, got, want)
+		c, _ := strconv.Atoi(f.counter(id))
+		if c < 1+n || c > 1+2*n {
+			t.Fatalf("%s: counter %d, want %d checkpoints and up to %d renewals on top of 1", id, c, n, n)
 		}
+		moved += c - 1
+	}
+	if calls := f.db.Calls()["UpdateItem"] - updatesBefore; calls != moved {
+		t.Fatalf("%d UpdateItem calls moved the counters by %d", calls, moved)
 	}
 }
 

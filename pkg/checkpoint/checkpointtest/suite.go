@@ -35,6 +35,9 @@ type Deps struct {
 // Timing of the suite's stores; the clocks are fake, so nothing waits.
 const (
 	Failover = 10 * time.Second
+	// RenewAfter: a lease written this long ago is renewed (FailoverTime/2);
+	// younger, a renewal writes nothing.
+	RenewAfter = Failover / 2
 	// SnapshotTTL: advancing a worker's clock by this forces a new Scan.
 	SnapshotTTL = time.Second
 )
@@ -255,7 +258,13 @@ func testTakeRenewRelease(t *testing.T, newDeps func(*testing.T) Deps) {
 	if !ok || closed(lease.Lost()) {
 		t.Fatalf("Lease(s0) = %v, %v: want a live tenure", lease, ok)
 	}
+	// Just taken: a renewal has nothing to do.
+	if err := a.renew("s0"); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	wantRow(t, d, "s0", rowView{Exists: true, Owner: "A", Counter: "1"})
 	for _, want := range []string{"2", "3"} {
+		a.clock.Advance(RenewAfter)
 		if err := a.renew("s0"); err != nil {
 			t.Fatalf("renew: %v", err)
 		}
@@ -297,6 +306,7 @@ func testExpiryOnLocalClock(t *testing.T, newDeps func(*testing.T) Deps) {
 	b.notAcquired("s0")
 
 	// A renews: the counter B watches changes, so B's wait starts over.
+	a.clock.Advance(RenewAfter)
 	if err := a.renew("s0"); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
@@ -354,6 +364,7 @@ func testTakeRace(t *testing.T, newDeps func(*testing.T) Deps) {
 	b.clock.Advance(Failover)
 	// A renews right after B's Scan: B's take pins counter 1 and loses.
 	var renewErr error
+	a.clock.Advance(RenewAfter)
 	b.db.AfterNextScan(func() { renewErr = a.renew("s0") })
 	err := b.take("s0")
 	if renewErr != nil {
