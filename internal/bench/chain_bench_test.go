@@ -45,6 +45,7 @@ type memDynamoDB struct {
 	// units, when set, sums write units (1 per started KB of each item)
 	// by table and result name (the partition key up to its first '#').
 	units map[string]float64
+	mu    sync.Mutex // guards units: the item writer writes chunks in parallel
 }
 
 func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -59,11 +60,13 @@ func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteI
 			return nil, err
 		}
 		m.items.Add(int64(len(its)))
+		m.mu.Lock()
 		if m.units != nil {
 			for _, it := range its {
 				m.units[table+" "+resultOf(it.Attrs)] += math.Ceil(float64(itemSize(it.Attrs)) / 1024)
 			}
 		}
+		m.mu.Unlock()
 	}
 	return &dynamodb.BatchWriteItemOutput{}, nil
 }
