@@ -44,7 +44,7 @@ func consumerConfig(cfg Config, r *resources, id, audit, opsAddr, metrics string
 	for _, p := range plugins {
 		procs[p] = map[string]any{}
 	}
-	procs["orderflood"] = map[string]any{"threshold": cfg.AlarmThreshold, "window": "2s", "suppression": "5s"}
+	procs["orderflood"] = map[string]any{"threshold": cfg.AlarmThreshold, "window": "2s", "suppression": "5s", "time": "arrival", "grace": "500ms"}
 	doc := map[string]any{
 		"stream": r.stream, "app": r.app, "worker_id": id,
 		"initial_position": "TRIM_HORIZON", "format": "auto",

@@ -67,8 +67,14 @@ func ms(t time.Time) int64 {
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
 // frontierNow returns this shard's frontier at clock time now.
+//
+// By arrival time a shard's watermark follows every record it reads
+// (arrival times only grow within a shard), and a shard whose orders are
+// all decided holds nothing back: an order it reads later arrived after
+// the fleet's newest one, or within Grace of it.
 func (p *processor) frontierNow(now time.Time, ended bool) frontier {
-	f := frontier{WM: ms(p.tr.Watermark()), First: ms(p.firstOpen)}
+	cfg := &p.f.cfg
+	f := frontier{WM: ms(p.ownLast), First: ms(p.firstOpen)}
 	idleSince := p.lastOrder
 	if idleSince.IsZero() {
 		idleSince = p.started
@@ -78,17 +84,23 @@ func (p *processor) frontierNow(now time.Time, ended bool) frontier {
 	case ended:
 		f.Idle = true
 		return f
-	case len(open) == 0 && now.Sub(idleSince) >= p.f.cfg.Idle:
+	case len(open) == 0 && (now.Sub(idleSince) >= cfg.Idle || (cfg.Time == TimeArrival && !p.pending)):
 		f.Idle = true
 		return f
 	}
 	// A record is still counted unless its second is before the closed
-	// horizon or Grace behind the watermark; an open second still changes.
+	// horizon or it is Grace behind the watermark. Global counts are exact
+	// to the millisecond (the tracker's floor makes older records late);
+	// keyed counts are per second: an open second still changes.
 	at := p.tr.ClosedUpTo()
 	if wm := p.tr.Watermark(); !wm.IsZero() {
-		at = later(at, wm.Add(-p.f.cfg.Grace).Truncate(time.Second))
+		lim := wm.Add(-cfg.Grace)
+		if !p.f.msFrontier {
+			lim = lim.Truncate(time.Second)
+		}
+		at = later(at, lim)
 	}
-	if len(open) > 0 && open[0].Start.Before(at) {
+	if !p.f.msFrontier && len(open) > 0 && open[0].Start.Before(at) {
 		at = open[0].Start
 	}
 	f.At = ms(at)
@@ -97,16 +109,19 @@ func (p *processor) frontierNow(now time.Time, ended bool) frontier {
 
 // emitFrontier writes the frontier f when it changed, at most every
 // frontierEvery unless the shard goes idle (Urgent brings a flush for the
-// rest). closedFrom is the earliest second closed by this flush: its
-// final partial goes out in the same write, with no order among the
-// items, so the written frontier stays at it. This shard's own
-// evaluation uses f itself (ev.own holds those seconds).
-func (p *processor) emitFrontier(out processors.Emitter, f frontier, closedFrom, now time.Time) {
-	p.front = f
-	if !closedFrom.IsZero() && (f.Idle || ms(closedFrom) < f.At) {
-		f.Idle, f.At = false, ms(closedFrom)
+// rest). writtenFrom is the earliest second whose partial this flush
+// writes: it goes out in the same write, with no order among the items,
+// so the frontier stays at it until a later write. This shard's own
+// evaluation uses the same frontier, and its records before it are late
+// from now on.
+func (p *processor) emitFrontier(out processors.Emitter, f frontier, writtenFrom, now time.Time) {
+	if !writtenFrom.IsZero() && (f.Idle || ms(writtenFrom) < f.At) {
+		f.Idle, f.At = false, ms(writtenFrom)
 	}
 	p.next = f
+	if !f.Idle {
+		p.tr.SetFloor(fromMS(f.At))
+	}
 	if f == p.sent || (!f.Idle && now.Sub(p.sentAt) < frontierEvery) {
 		return
 	}
@@ -204,7 +219,7 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 		sk, _ := window.GetStr(it, window.AttrSK)
 		seen[sk] = true
 		if sk == self {
-			f = p.front
+			f = p.next
 		}
 		maxWM = max(maxWM, f.WM)
 		if f.First > 0 {
@@ -227,7 +242,10 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 		}
 	}
 	// Nothing after the newest order can change a decision yet.
-	if maxWM > 0 {
+	switch {
+	case maxWM > 0 && p.f.msFrontier:
+		w = min(w, maxWM+1)
+	case maxWM > 0:
 		w = min(w, maxWM-mod(maxWM, 1000)+1000)
 	}
 	chain, err := st.Query(ctx, p.f.results, window.AttrPK, chainPK(cfg.Name), window.AttrSK, chainSK, chainSK)
@@ -379,7 +397,8 @@ func (p *processor) load(ctx context.Context, from, to int64) error {
 			p.ev.cache[sec][p.env.Shard.ShardID] = s
 		}
 	}
-	p.ev.loadedTo = hi
+	// A second `to` falls in may still change after `to`: load it again.
+	p.ev.loadedTo = to / 1000
 	return nil
 }
 

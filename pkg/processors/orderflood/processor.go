@@ -48,7 +48,10 @@ const (
 	// not yet decided, and frontierEvery the writes of its frontier
 	// (clock time): each costs a read or a write unit.
 	evalEvery     = time.Second
-	frontierEvery = 500 * time.Millisecond
+	frontierEvery = 250 * time.Millisecond
+	// evalEveryArrival: by arrival time a shard's frontier follows its
+	// poll, so an evaluation per poll decides an alarm within a second.
+	evalEveryArrival = 250 * time.Millisecond
 	// evalSpan bounds the event time one evaluation decides (and loads).
 	evalSpan = 10 * time.Minute
 )
@@ -81,15 +84,16 @@ func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) 
 		tables.Alarms = cmp.Or(tables.Alarms, def.Alarms)
 	}
 	f := &factory{
-		cfg:       cfg,
-		results:   tables.Results,
-		alarms:    tables.Alarms,
-		topic:     cmp.Or(cfg.TopicARN, app.AlarmTopicARN),
-		stream:    app.Stream,
-		keys:      window.NewKeys("orders#"+cfg.Name, time.Second),
-		dims:      []processors.Dim{{Name: "Alarm", Value: cfg.Name}},
-		windowMS:  cfg.Window.Milliseconds(),
-		triggerMS: cfg.TriggerWindow.Milliseconds(),
+		cfg:        cfg,
+		results:    tables.Results,
+		alarms:     tables.Alarms,
+		topic:      cmp.Or(cfg.TopicARN, app.AlarmTopicARN),
+		stream:     app.Stream,
+		keys:       window.NewKeys("orders#"+cfg.Name, time.Second),
+		dims:       []processors.Dim{{Name: "Alarm", Value: cfg.Name}},
+		windowMS:   cfg.Window.Milliseconds(),
+		triggerMS:  cfg.TriggerWindow.Milliseconds(),
+		msFrontier: cfg.Mode == ModeGlobal,
 	}
 	if cfg.Path != "" {
 		re, err := regexp.Compile(cfg.Path)
@@ -110,6 +114,9 @@ type factory struct {
 	dims            []processors.Dim
 	windowMS        int64 // window in milliseconds
 	triggerMS       int64 // trigger window in milliseconds
+	// msFrontier: frontiers move by the millisecond (global counts are
+	// exact to it), not by the second (keyed counts are per second).
+	msFrontier bool
 }
 
 // pendingAlarm is an alarm a previous owner left unconfirmed, or one this
@@ -128,8 +135,7 @@ type processor struct {
 
 	// Fleet-wide evaluation (eval.go): this shard's orders are decided
 	// once every shard's frontier has passed them.
-	front     frontier // last computed (this shard's own evaluation uses it)
-	next      frontier // last computed for writing
+	next      frontier // last computed (this shard's own evaluation uses it)
 	sent      frontier // last written
 	sentAt    time.Time
 	firstOpen time.Time // earliest order time of this lease not yet decided
@@ -221,7 +227,10 @@ func (p *processor) restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("write frontier: %w", err)
 	}
-	p.front, p.next, p.sent, p.sentAt = f, f, f, now
+	p.next, p.sent, p.sentAt = f, f, now
+	if !f.Idle {
+		p.tr.SetFloor(fromMS(f.At))
+	}
 	name := p.f.cfg.Name
 	markers, err := st.Query(ctx, p.f.results, window.AttrPK, pendingPK(name, shard), window.AttrSK, name, name+"\U0010FFFF")
 	if err != nil {
@@ -300,6 +309,10 @@ func (p *processor) Process(_ context.Context, recs []records.Record, _ processo
 	for i := range recs {
 		r := &recs[i]
 		if !p.counts(r) {
+			// By arrival time every record shows how far the shard got.
+			if cfg.Time == TimeArrival && !r.Meta.ArrivalTime.IsZero() {
+				p.tr.Advance(r.Meta.ArrivalTime.UTC())
+			}
 			continue
 		}
 		ev := p.timeOf(r).UTC()
@@ -404,27 +417,26 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time, ended bool) {
 	cfg, shard := &p.f.cfg, p.env.Shard.ShardID
 	changed := len(closed) > 0
-	// Seconds closed now go out in this write, with no order among its
+	// Seconds written now go out in this write, with no order among its
 	// items: the frontier must not pass them until a later write.
-	var closedFrom time.Time
+	var writtenFrom time.Time
 	for _, w := range closed {
 		out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, true, later(w.Start, now).Add(cfg.PartialTTL), w.State))
 		p.ev.own[w.Start.Unix()] = w.State
-		if closedFrom.IsZero() || w.Start.Before(closedFrom) {
-			closedFrom = w.Start
-		}
+		writtenFrom = earliest(writtenFrom, w.Start)
 	}
 	for _, w := range p.tr.Open() {
 		if w.Dirty() {
 			changed = true
 			out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, false, later(w.Start, now).Add(cfg.PartialTTL), w.State))
+			writtenFrom = earliest(writtenFrom, w.Start)
 		}
 	}
 	if changed {
 		out.Put(window.CursorItem(p.f.results, p.f.keys, shard, p.tr.Cursor(), now.Add(cfg.PartialTTL)))
 	}
 	p.tr.MarkClean()
-	p.emitFrontier(out, p.frontierNow(now, ended), closedFrom, now)
+	p.emitFrontier(out, p.frontierNow(now, ended), writtenFrom, now)
 	for _, sec := range slices.Sorted(maps.Keys(p.orders)) {
 		out.Metric(processors.Datum{Name: MetricOrders, Unit: "Count", Dims: p.f.dims, Time: time.Unix(sec, 0).UTC(),
 			Value: float64(p.orders[sec]), Count: 1})
@@ -434,6 +446,14 @@ func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window
 		out.Metric(processors.Datum{Name: MetricLate, Unit: "Count", Dims: []processors.Dim{{Name: "Processor", Value: Name}},
 			Time: now.UTC().Truncate(time.Second), Value: float64(late), Count: 1})
 	}
+}
+
+// earliest returns the earlier of a and t, a zero a standing for none.
+func earliest(a, t time.Time) time.Time {
+	if a.IsZero() || t.Before(a) {
+		return t
+	}
+	return a
 }
 
 // later returns the later of an event time and the clock: items of a
@@ -683,6 +703,14 @@ func (p *processor) StateSize() int {
 // that moved is written without waiting for the flush cadence.
 func (p *processor) Urgent() bool {
 	now := p.env.Clock.Now()
-	return (p.pending && now.Sub(p.lastEval) >= evalEvery) ||
+	return (p.pending && now.Sub(p.lastEval) >= p.evalEvery()) ||
 		(p.next != p.sent && now.Sub(p.sentAt) >= frontierEvery)
+}
+
+// evalEvery spaces this shard's fleet-wide evaluations.
+func (p *processor) evalEvery() time.Duration {
+	if p.f.cfg.Time == TimeArrival {
+		return evalEveryArrival
+	}
+	return evalEvery
 }

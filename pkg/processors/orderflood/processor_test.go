@@ -490,3 +490,59 @@ func TestUnstartedShardHoldsBack(t *testing.T) {
 		t.Errorf("%d alarms once both shards ran, want 1", n)
 	}
 }
+
+// TestArrivalDecidesWithinAPoll: by arrival time every record a shard
+// reads moves its frontier, so with live traffic an alarm is decided a
+// few polls after its orders, not after grace or idle. Three shards poll
+// every 250 ms; two get 20 orders each in one put; the third none.
+func TestArrivalDecidesWithinAPoll(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Time, cfg.Grace = TimeArrival, 500*time.Millisecond
+	f := newFactory(t, cfg)
+	store, clock := processortest.NewStore(), clockAt(0)
+	var leases []*lease
+	for _, id := range []string{"shardId-000000000001", "shardId-000000000002", "shardId-000000000003"} {
+		leases = append(leases, newLease(t, f, store, clock, id))
+	}
+	const poll = 250 * time.Millisecond
+	put := clock.Now().Add(10*time.Second + 130*time.Millisecond)
+	burst := orders(40, 0, 1, "A")
+	for i := range burst {
+		burst[i].Time = put
+	}
+	var decided time.Time
+	for clock.Now().Before(put.Add(5 * time.Second)) {
+		clock.Advance(poll)
+		now := clock.Now()
+		for i, l := range leases {
+			// Records put in the last poll interval (arrival times grow).
+			recs := []records.Record{{Kind: records.KindHit, Time: now.Add(-poll + 10*time.Millisecond)}}
+			if i < 2 && !put.After(now) && put.After(now.Add(-poll)) {
+				recs = append(recs, burst[i*20:(i+1)*20]...)
+			}
+			recs = append(recs, records.Record{Kind: records.KindHit, Time: now.Add(-10 * time.Millisecond)})
+			l.batch(recs)
+		}
+		if decided.IsZero() && len(leases[0].msgs)+len(leases[1].msgs)+len(leases[2].msgs) > 0 {
+			decided = now
+		}
+	}
+	var msgs []processors.Message
+	for _, l := range leases {
+		msgs = append(msgs, l.msgs...)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	if a := alarmOf(t, msgs[0]); !a.Time.Equal(put) || a.Orders != 40 || a.Shards != 2 {
+		t.Errorf("alarm at %s: %d orders on %d shards; want %s, 40 on 2", a.Time, a.Orders, a.Shards, put)
+	}
+	// Read in the poll after the put; the frontiers pass it once the
+	// shards read records Grace later, are written a poll after their
+	// partials, and an evaluation reads them a poll after that.
+	lag := decided.Sub(put)
+	t.Logf("alarm decided %s after its orders", lag)
+	if lag > cfg.Grace+4*poll {
+		t.Errorf("alarm decided %s after its orders, want <= grace + 4 polls (%s)", lag, cfg.Grace+4*poll)
+	}
+}

@@ -120,6 +120,7 @@ type Tracker[S any] struct {
 	lastDue    time.Time    // last.End + Grace
 	watermark  time.Time
 	closedUpTo time.Time // End of the newest closed window
+	floor      time.Time // records before it are late (SetFloor)
 	pos        Position  // newest position seen
 	restoredTo Position  // newest position a previous owner covered
 	lastActive time.Time // clock time of the last Expire that followed records
@@ -163,7 +164,7 @@ func (t *Tracker[S]) Add(ev time.Time, pos Position) (*Window[S], Verdict) {
 	if w == nil {
 		start := t.cfg.Start(ev)
 		end := start.Add(t.cfg.Size)
-		if start.Before(t.closedUpTo) || !t.watermark.Before(end.Add(t.cfg.Grace)) {
+		if start.Before(t.closedUpTo) || !t.watermark.Before(end.Add(t.cfg.Grace)) || ev.Before(t.floor) {
 			if !t.restoredTo.IsZero() && pos.Compare(t.restoredTo) <= 0 {
 				t.counts.Replayed++
 				return nil, Replayed
@@ -177,6 +178,9 @@ func (t *Tracker[S]) Add(ev time.Time, pos Position) (*Window[S], Verdict) {
 	} else if !w.skipTo.IsZero() && pos.Compare(w.skipTo) <= 0 {
 		t.counts.Replayed++
 		return nil, Replayed
+	} else if ev.Before(t.floor) {
+		t.counts.Late++
+		return nil, Late
 	}
 	t.last, t.lastDue = w, due
 	if ev.After(t.watermark) {
@@ -294,7 +298,27 @@ func (t *Tracker[S]) MarkClean() {
 	}
 }
 
-// Watermark returns the largest event time accepted.
+// Advance raises the watermark to ev without a record: progress a
+// processor can prove otherwise, e.g. the arrival time of a record it does
+// not count when it counts by arrival time (a shard's arrival times only
+// grow). Windows it makes due close at the next Expire.
+func (t *Tracker[S]) Advance(ev time.Time) {
+	if ev.After(t.watermark) {
+		t.watermark = ev
+	}
+}
+
+// SetFloor makes records with event times before ev late from now on,
+// even in windows still open: a processor that told other shards its
+// counts before ev are final (finer than a window) keeps its word. The
+// floor never moves back.
+func (t *Tracker[S]) SetFloor(ev time.Time) {
+	if ev.After(t.floor) {
+		t.floor = ev
+	}
+}
+
+// Watermark returns the largest event time accepted or advanced to.
 func (t *Tracker[S]) Watermark() time.Time { return t.watermark }
 
 // Position returns the newest position seen.

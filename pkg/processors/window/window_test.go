@@ -166,6 +166,34 @@ func TestTrackerIdleClose(t *testing.T) {
 	}
 }
 
+func TestTrackerAdvance(t *testing.T) {
+	cfg := window.Config{Size: time.Second, Grace: 500 * time.Millisecond, Idle: time.Hour}
+	tr := window.NewTracker(cfg, func() int { return 0 })
+	tr.Add(t0.Add(200*time.Millisecond), pos(1))
+	tr.Advance(t0.Add(1400 * time.Millisecond))
+	if n := len(tr.Expire(t0)); n != 0 || !tr.Watermark().Equal(t0.Add(1400*time.Millisecond)) {
+		t.Fatalf("advanced within grace: closed %d, watermark %s", n, tr.Watermark())
+	}
+	tr.Advance(t0.Add(time.Second)) // never backwards
+	tr.Advance(t0.Add(1500 * time.Millisecond))
+	if n := len(tr.Expire(t0)); n != 1 {
+		t.Fatalf("advanced past end+grace: closed %d windows, want 1", n)
+	}
+	if _, v := tr.Add(t0.Add(900*time.Millisecond), pos(2)); v != window.Late {
+		t.Errorf("record of the closed second: %s, want late", v)
+	}
+	tr.Add(t0.Add(1200*time.Millisecond), pos(3))
+	tr.SetFloor(t0.Add(1300 * time.Millisecond))
+	for i, c := range []struct {
+		at   time.Duration
+		want window.Verdict
+	}{{1250 * time.Millisecond, window.Late}, {1300 * time.Millisecond, window.Accepted}, {1350 * time.Millisecond, window.Accepted}} {
+		if _, v := tr.Add(t0.Add(c.at), pos(4+i)); v != c.want {
+			t.Errorf("floor t0+1.3s, record at t0+%s: %s, want %s", c.at, v, c.want)
+		}
+	}
+}
+
 func TestTrackerRestoreSkipsReplayed(t *testing.T) {
 	cfg := window.Config{Size: time.Minute, Grace: 5 * time.Second, Idle: 30 * time.Second}
 	first := window.NewTracker(cfg, func() int { return 0 })
