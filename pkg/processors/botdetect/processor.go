@@ -111,6 +111,7 @@ type processor struct {
 	env     processors.Env
 	log     *zap.Logger
 	tr      *window.Tracker[*winState]
+	cursor  window.CursorKey // of the last cursor written
 	secs    []secCount
 	secIdx  map[int64]int
 	pending []pendingGlobal
@@ -443,9 +444,9 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 		}
 		clear(w.State.dirty)
 	}
-	if changed {
-		now := p.env.Clock.Now()
-		out.Put(window.CursorItem(p.f.table, p.f.keys, shard, p.tr.Cursor(), now.Add(p.f.retention)))
+	if c := p.tr.Cursor(); changed && c.Key(p.tr.Config()) != p.cursor {
+		out.Put(window.CursorItem(p.f.table, p.f.keys, shard, c, p.env.Clock.Now().Add(p.f.retention)))
+		p.cursor = c.Key(p.tr.Config())
 	}
 	p.tr.MarkClean()
 	if now := p.env.Clock.Now(); p.prof != nil && now.Sub(p.lastPersist) >= p.f.cfg.Profile.PersistEvery {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
@@ -492,5 +494,39 @@ func TestHugeByteCounts(t *testing.T) {
 	}
 	if _, err := h.Start(t.Context()); err != nil {
 		t.Errorf("restore after saturated counters: %v", err)
+	}
+}
+
+// TestGlobalItemRoundTrip: the flagged list goes out deflated and reads
+// back whole; a global item of an older version (flagged as a list of
+// maps) still reads.
+func TestGlobalItemRoundTrip(t *testing.T) {
+	start := time.Date(2026, 11, 22, 9, 41, 0, 0, time.UTC)
+	r := Result{Start: start, End: start.Add(time.Minute), Shards: 2, FinalShards: 2, Requests: 900, BotRequests: 40, IPs: 3,
+		FlaggedIPs: 2, FlaggedRequests: 70}
+	r.Flagged = []FlaggedIP{
+		{IP: "10.0.0.1", Reasons: []string{"rate", "ua:crawlerdetect:AhrefsBot"}, Requests: 50, Bytes: 5000, BotRequests: 50, Host: "shop.example", UA: "ua:crawlerdetect:AhrefsBot"},
+		{IP: "10.0.0.2", Reasons: []string{"profile:burst"}, Requests: 20, Bytes: 100, LibRequests: 3, Score: 1.25},
+	}
+	it := globalItem("results", keysFor(time.Minute), r, start.Add(time.Hour))
+	if _, legacy := it.Attrs[attrFlagged]; legacy {
+		t.Errorf("global item still writes %s", attrFlagged)
+	}
+	got, err := ParseGlobal(it.Attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r.Flagged, got.Flagged); diff != "" || got.Requests != r.Requests || got.FlaggedIPs != 2 {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	// An older writer's list of maps.
+	old := maps.Clone(it.Attrs)
+	delete(old, attrFlaggedZ)
+	old[attrFlagged] = &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		"ip": window.Str("10.0.0.1"), "reasons": strList([]string{"rate"}), "requests": window.Int(50), "bytes": window.Int(5000), "bot_requests": window.Int(50),
+	}}}}
+	got, err = ParseGlobal(old)
+	if err != nil || len(got.Flagged) != 1 || got.Flagged[0].IP != "10.0.0.1" || got.Flagged[0].Requests != 50 {
+		t.Errorf("older item: %+v, %v", got.Flagged, err)
 	}
 }

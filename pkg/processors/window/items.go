@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -132,6 +133,27 @@ type Cursor struct {
 	Position   Position
 	// Windows are the starts of the windows whose partials to load.
 	Windows []time.Time
+}
+
+// CursorKey is what a new owner decides from a cursor: which partials to
+// load, the closed horizon, and the lateness horizon (the start of the
+// window the watermark minus grace falls in: a record is late exactly when
+// its window starts before it). The watermark and position themselves only
+// move Replayed/Late counts, never a result, so a writer skips a cursor
+// whose key equals the last one written: one write unit less per flush.
+type CursorKey struct {
+	windows    string
+	closedUpTo time.Time
+	late       time.Time
+}
+
+// Key returns c's CursorKey for windows of cfg.
+func (c Cursor) Key(cfg Config) CursorKey {
+	var b strings.Builder
+	for _, w := range c.Windows {
+		b.WriteString(FormatTime(w))
+	}
+	return CursorKey{windows: b.String(), closedUpTo: c.ClosedUpTo, late: cfg.Start(c.Watermark.Add(-cfg.Grace))}
 }
 
 // CursorItem returns c as the item to emit into table.

@@ -139,29 +139,8 @@ type tracker[S any] struct {
 	keys    window.Keys
 	windows *window.Tracker[S]
 	pending []*pending
-	// written is what the last cursor written decides (see cursorKey).
-	written cursorKey
-}
-
-// cursorKey is what a new owner's decisions depend on in a cursor: which
-// partials to load (Windows), the closed horizon, and the lateness horizon
-// (the start of the window the watermark minus grace falls in: a record
-// is late exactly when its window starts before it). The watermark and
-// position themselves only move Replayed/Late counts, never a result, so
-// a cursor that differs only in those is not rewritten: one write unit
-// less per flush and window size.
-type cursorKey struct {
-	windows    string
-	closedUpTo time.Time
-	late       time.Time
-}
-
-func (t *tracker[S]) cursorKey(c window.Cursor) cursorKey {
-	var b strings.Builder
-	for _, w := range c.Windows {
-		b.WriteString(window.FormatTime(w))
-	}
-	return cursorKey{windows: b.String(), closedUpTo: c.ClosedUpTo, late: t.Config.Start(c.Watermark.Add(-t.Grace))}
+	// written is what the last cursor written decides.
+	written window.CursorKey
 }
 
 type runner[S any] struct {
@@ -363,7 +342,7 @@ func (r *runner[S]) flush(ctx context.Context, out processors.Emitter, t *tracke
 	t.windows.MarkClean()
 	if emitted {
 		c := t.windows.Cursor()
-		if k := t.cursorKey(c); k != t.written {
+		if k := c.Key(t.Config); k != t.written {
 			out.Put(window.CursorItem(r.table, t.keys, r.env.Shard.ShardID, c, r.expires(t, t.windows.Watermark())))
 			t.written = k
 		}
