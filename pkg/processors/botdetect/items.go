@@ -20,11 +20,18 @@ const resultName = "bot"
 // first chunk is the window.KindPartial item and says how many exist).
 const KindChunk = "partial-chunk"
 
+// KindDelta marks a delta of an open window's partial: the IPs changed
+// since the previous write, under the window's partition key + "#delta"
+// (so global merges, which read the base chunks, never read deltas).
+const KindDelta = "partial-delta"
+
 // Attributes of botdetect items beyond window's common ones.
 const (
 	attrState       = "state"             // B: encoded IP states (partials)
 	attrChunk       = "chunk"             // N: chunk number (chunks > 0)
 	attrChunks      = "chunks"            // N: chunks of this shard's partial
+	attrGen         = "gen"               // S: generation of a base (chunk 0) and of the deltas that apply to it
+	attrSeq         = "seq"               // N: a delta's number within its generation (1, 2, ...)
 	attrHosts       = "hosts"             // L of S: host table
 	attrNames       = "ua_names"          // L of S: crawler-name table
 	attrRequests    = "requests"          // N
@@ -47,19 +54,16 @@ func chunkSK(shardID string, n int) string {
 	return window.ShardSK(shardID) + "#" + fmt.Sprintf("%03d", n)
 }
 
-// partialItems returns the items of s's partial for window [start, end):
-// chunk 0 always (it carries the position and totals), later chunks only
-// when dirty or all is set.
+// partialItems returns the items of s's whole partial for window
+// [start, end) (a base): chunk 0 (position, totals, tables and the
+// generation gen its deltas name) and every later chunk.
 func partialItems(table string, k window.Keys, shardID string, start, end time.Time, pos window.Position,
-	final bool, expires time.Time, s *winState, all bool, buf []byte,
+	final bool, expires time.Time, s *winState, gen string, buf []byte,
 ) ([]processors.Item, []byte) {
 	pk := k.Window(start)
 	n := s.chunks()
-	items := make([]processors.Item, 0, 1)
+	items := make([]processors.Item, 0, n)
 	for c := range n {
-		if c > 0 && !all && (c >= len(s.dirty) || !s.dirty[c]) {
-			continue
-		}
 		lo, hi := c*chunkIPs, min((c+1)*chunkIPs, len(s.ips))
 		buf = appendChunk(buf[:0], s.ips[lo:hi], s.stats[lo:hi])
 		state := &types.AttributeValueMemberB{Value: window.Deflate(string(buf))}
@@ -68,15 +72,10 @@ func partialItems(table string, k window.Keys, shardID string, start, end time.T
 		if c == 0 {
 			sk = window.ShardSK(shardID)
 			attrs = window.Header{PK: pk, SK: sk, Kind: window.KindPartial, Shard: shardID, Start: start, End: end,
-				Pos: pos, Final: final, ExpiresAt: expires}.Attrs(10)
+				Pos: pos, Final: final, ExpiresAt: expires}.Attrs(11)
 			attrs[attrChunks] = window.Int(int64(n))
-			attrs[attrHosts] = strList(s.hosts.strs[1:])
-			attrs[attrNames] = strList(s.names.strs[1:])
-			attrs[attrRequests] = window.Int(s.totals.Requests)
-			attrs[attrBotRequests] = window.Int(s.totals.BotRequests)
-			attrs[attrLibRequests] = window.Int(s.totals.LibRequests)
-			attrs[attrOverflow] = window.Int(s.totals.Overflow)
-			attrs[attrIPs] = window.Int(int64(len(s.ips)))
+			attrs[attrGen] = window.Str(gen)
+			s.putTables(attrs)
 		} else {
 			sk = chunkSK(shardID, c)
 			attrs = window.Header{PK: pk, SK: sk, Kind: KindChunk, Shard: shardID, Start: start, End: end,
@@ -87,6 +86,61 @@ func partialItems(table string, k window.Keys, shardID string, start, end time.T
 		items = append(items, processors.Item{Table: table, Key: pk + "|" + sk, Attrs: attrs})
 	}
 	return items, buf
+}
+
+// putTables sets the window-wide attributes a base's chunk 0 and every
+// delta carry: totals and the host and crawler-name tables.
+func (s *winState) putTables(attrs map[string]types.AttributeValue) {
+	attrs[attrHosts] = strList(s.hosts.strs[1:])
+	attrs[attrNames] = strList(s.names.strs[1:])
+	attrs[attrRequests] = window.Int(s.totals.Requests)
+	attrs[attrBotRequests] = window.Int(s.totals.BotRequests)
+	attrs[attrLibRequests] = window.Int(s.totals.LibRequests)
+	attrs[attrOverflow] = window.Int(s.totals.Overflow)
+	attrs[attrIPs] = window.Int(int64(len(s.ips)))
+}
+
+// deltaPK is the partition key of a window's deltas.
+func deltaPK(windowPK string) string { return windowPK + "#delta" }
+
+// deltaSK is the sort key of delta seq of generation gen; the deltas of
+// a generation sort between deltaPrefix and deltaPrefix+"~".
+func deltaSK(shardID, gen string, seq int) string {
+	return deltaPrefix(shardID, gen) + fmt.Sprintf("%06d", seq)
+}
+
+func deltaPrefix(shardID, gen string) string { return window.ShardSK(shardID) + "#" + gen + "#" }
+
+// deltaItem returns delta seq of s's base gen for window [start, end):
+// position, totals, tables and the IPs touched since the last write.
+func deltaItem(table string, k window.Keys, shardID string, start, end time.Time, pos window.Position,
+	expires time.Time, s *winState, gen string, seq int, buf []byte,
+) (processors.Item, []byte) {
+	pk, sk := deltaPK(k.Window(start)), deltaSK(shardID, gen, seq)
+	attrs := window.Header{PK: pk, SK: sk, Kind: KindDelta, Shard: shardID, Start: start, End: end,
+		Pos: pos, ExpiresAt: expires}.Attrs(12)
+	attrs[attrGen] = window.Str(gen)
+	attrs[attrSeq] = window.Int(int64(seq))
+	s.putTables(attrs)
+	ips := make([]string, len(s.touched))
+	stats := make([]ipStat, len(s.touched))
+	for j, i := range s.touched {
+		ips[j], stats[j] = s.ips[i], s.stats[i]
+	}
+	buf = appendChunk(buf[:0], ips, stats)
+	attrs[attrState+window.Zipped] = &types.AttributeValueMemberB{Value: window.Deflate(string(buf))}
+	return processors.Item{Table: table, Key: pk + "|" + sk, Attrs: attrs}, buf
+}
+
+// stateBytes returns the deflated state bytes of items.
+func stateBytes(items ...processors.Item) int {
+	n := 0
+	for _, it := range items {
+		if b, ok := it.Attrs[attrState+window.Zipped].(*types.AttributeValueMemberB); ok {
+			n += len(b.Value)
+		}
+	}
+	return n
 }
 
 func strList(ss []string) types.AttributeValue {
@@ -119,15 +173,29 @@ type shardPartial struct {
 	header window.Header
 	totals totals
 	chunks int
+	gen    string
 	hosts  []string // index 0 is ""
 	names  []string
 	ips    map[string]ipStat
 	order  []string // ips in chunk order
 }
 
+// readTables reads what putTables wrote.
+func (p *shardPartial) readTables(it map[string]types.AttributeValue) {
+	p.totals.Requests, _ = window.GetInt(it, attrRequests)
+	p.totals.BotRequests, _ = window.GetInt(it, attrBotRequests)
+	p.totals.LibRequests, _ = window.GetInt(it, attrLibRequests)
+	p.totals.Overflow, _ = window.GetInt(it, attrOverflow)
+	p.hosts = append([]string{""}, readStrList(it, attrHosts)...)
+	p.names = append([]string{""}, readStrList(it, attrNames)...)
+}
+
 // decodePartials decodes the partial items of one window (chunk 0 and
-// later chunks of any number of shards), by shard id. Chunks beyond a
-// shard's current chunk count are leftovers and ignored.
+// later chunks of any number of shards, and deltas), by shard id. Chunks
+// beyond a shard's current chunk count are leftovers and ignored, and so
+// are deltas of another generation than the shard's base: a later base
+// replaced them. A base's deltas apply in order, each carrying the
+// position, totals and tables as of its write.
 func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardPartial, error) {
 	out := map[string]*shardPartial{}
 	// Chunk 0 first: it holds the tables the other chunks index.
@@ -143,12 +211,8 @@ func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardP
 		p := &shardPartial{header: h, ips: map[string]ipStat{}}
 		n, _ := window.GetInt(it, attrChunks)
 		p.chunks = int(n)
-		p.totals.Requests, _ = window.GetInt(it, attrRequests)
-		p.totals.BotRequests, _ = window.GetInt(it, attrBotRequests)
-		p.totals.LibRequests, _ = window.GetInt(it, attrLibRequests)
-		p.totals.Overflow, _ = window.GetInt(it, attrOverflow)
-		p.hosts = append([]string{""}, readStrList(it, attrHosts)...)
-		p.names = append([]string{""}, readStrList(it, attrNames)...)
+		p.gen, _ = window.GetStr(it, attrGen)
+		p.readTables(it)
 		if err := p.addChunk(it); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
 		}
@@ -168,6 +232,32 @@ func decodePartials(items []map[string]types.AttributeValue) (map[string]*shardP
 		if err := p.addChunk(it); err != nil {
 			sk, _ := window.GetStr(it, window.AttrSK)
 			return nil, fmt.Errorf("%s: %w", sk, err)
+		}
+	}
+	var deltas []map[string]types.AttributeValue
+	for _, it := range items {
+		kind, _ := window.GetStr(it, window.AttrKind)
+		shard, _ := window.GetStr(it, window.AttrShard)
+		gen, _ := window.GetStr(it, attrGen)
+		if p := out[shard]; kind == KindDelta && p != nil && p.gen != "" && gen == p.gen {
+			deltas = append(deltas, it)
+		}
+	}
+	slices.SortFunc(deltas, func(a, b map[string]types.AttributeValue) int {
+		x, _ := window.GetInt(a, attrSeq)
+		y, _ := window.GetInt(b, attrSeq)
+		return cmp.Compare(x, y)
+	})
+	for _, it := range deltas {
+		h, err := window.ParseHeader(it)
+		if err != nil {
+			return nil, err
+		}
+		p := out[h.Shard]
+		p.header.Pos = h.Pos
+		p.readTables(it)
+		if err := p.addChunk(it); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", h.PK, h.SK, err)
 		}
 	}
 	return out, nil
@@ -218,7 +308,7 @@ func restoreState(p *shardPartial) *winState {
 		s.ips = append(s.ips, ip)
 		s.stats = append(s.stats, st)
 	}
-	s.dirty = make([]bool, s.chunks())
+	s.seen = make([]bool, len(s.ips))
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -200,6 +201,14 @@ func (p *processor) restore(ctx context.Context) error {
 			}
 			items = append(items, more...)
 		}
+		if gen, _ := window.GetStr(it, attrGen); gen != "" {
+			from := deltaPrefix(shard, gen)
+			deltas, err := p.env.Store.Query(ctx, p.f.table, window.AttrPK, deltaPK(h.PK), window.AttrSK, from, from+"~")
+			if err != nil {
+				return fmt.Errorf("load deltas of %s: %w", h.PK, err)
+			}
+			items = append(items, deltas...)
+		}
 		parts, err := decodePartials(items)
 		if err != nil {
 			return err
@@ -208,7 +217,7 @@ func (p *processor) restore(ctx context.Context) error {
 		if sp == nil {
 			return fmt.Errorf("%w: partial %s %s names another shard", window.ErrBadItem, h.PK, h.SK)
 		}
-		p.tr.Restore(h.Start, restoreState(sp), h.Pos, false)
+		p.tr.Restore(h.Start, restoreState(sp), sp.header.Pos, false)
 	}
 	return nil
 }
@@ -425,7 +434,7 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 	for _, w := range closed {
 		var items []processors.Item
 		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, true,
-			p.expires(w.End), w.State, true, p.buf)
+			p.expires(w.End), w.State, p.gen(w), p.buf)
 		for _, it := range items {
 			out.Put(it)
 		}
@@ -436,13 +445,9 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 			continue
 		}
 		changed = true
-		var items []processors.Item
-		items, p.buf = partialItems(p.f.table, p.f.keys, shard, w.Start, w.End, w.Covered, false,
-			p.expires(w.End), w.State, false, p.buf)
-		for _, it := range items {
+		for _, it := range p.openItems(w) {
 			out.Put(it)
 		}
-		clear(w.State.dirty)
 	}
 	if c := p.tr.Cursor(); changed && c.Key(p.tr.Config()) != p.cursor {
 		out.Put(window.CursorItem(p.f.table, p.f.keys, shard, c, p.env.Clock.Now().Add(p.f.retention)))
@@ -454,6 +459,40 @@ func (p *processor) emit(ctx context.Context, out processors.Emitter, closed []*
 	}
 	p.emitMetrics(out)
 	return p.mergeGlobals(ctx, out)
+}
+
+// openItems returns what a flush writes of an open window: a delta with
+// the IPs changed since the last write (a few KB where the whole state
+// is 10-20 KB), or a whole new base when this lease wrote none yet, when
+// the deltas since the base outweigh it (a restore reads base + deltas),
+// or when more IPs changed than a chunk holds.
+func (p *processor) openItems(w *window.Window[*winState]) []processors.Item {
+	s := w.State
+	defer s.untouch()
+	if s.gen != "" && s.deltaBytes < s.baseBytes && len(s.touched) <= chunkIPs {
+		s.seq++
+		var it processors.Item
+		it, p.buf = deltaItem(p.f.table, p.f.keys, p.env.Shard.ShardID, w.Start, w.End, w.Covered,
+			p.expires(w.End), s, s.gen, s.seq, p.buf)
+		s.deltaBytes += stateBytes(it)
+		return []processors.Item{it}
+	}
+	s.gen, s.seq, s.deltaBytes = p.gen(w), 0, 0
+	var items []processors.Item
+	items, p.buf = partialItems(p.f.table, p.f.keys, p.env.Shard.ShardID, w.Start, w.End, w.Covered, false,
+		p.expires(w.End), s, s.gen, p.buf)
+	s.baseBytes = stateBytes(items...)
+	return items
+}
+
+// gen returns the generation of a base of window w written now: unique
+// per base (this lease's worker and tenure, and the position it covers),
+// so no delta of an earlier owner, or of an earlier base, applies to it;
+// and the same in two runs over the same records (deterministic output).
+func (p *processor) gen(w *window.Window[*winState]) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%d|%s|%s", p.env.Shard.WorkerID, p.env.Shard.Tenure, w.Start.Format(time.RFC3339), w.Covered)
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // mergeGlobals writes the global item of every closed window: the other

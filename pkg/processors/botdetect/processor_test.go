@@ -61,7 +61,8 @@ func TestConformance(t *testing.T) {
 		// TTLs follow the clock when it is past the window (replays of old
 		// data); a rewrite after a failover may extend them. Checked in
 		// TestExpiry instead.
-		Volatile: []string{window.AttrExpiresAt},
+		Volatile: []string{window.AttrExpiresAt, attrGen},
+		Scratch:  []string{KindDelta},
 	})
 }
 

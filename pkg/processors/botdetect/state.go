@@ -54,8 +54,17 @@ type winState struct {
 	stats  []ipStat
 	hosts  strTable
 	names  strTable
-	dirty  []bool // per chunk, since the last emitted partial
 	totals totals
+	// touched lists the IPs changed since the last partial or delta
+	// written; seen marks them, by position.
+	touched []int32
+	seen    []bool
+	// Delta bookkeeping of an open window (see emit): the generation of
+	// the base this lease wrote ("" = none yet), the last delta's number,
+	// and the deflated bytes of the base and of the deltas since.
+	gen                   string
+	seq                   int
+	baseBytes, deltaBytes int
 }
 
 // totals are a shard's window-wide counters.
@@ -76,27 +85,35 @@ func newWinState() *winState {
 // ip may alias a batch payload: it is cloned on insert only.
 func (s *winState) stat(ip string, maxIPs int) *ipStat {
 	if i, ok := s.index[ip]; ok {
-		s.markDirty(int(i))
+		s.touch(i)
 		return &s.stats[i]
 	}
 	if len(s.ips) >= maxIPs || len(ip) > maxIPLen {
 		return nil
 	}
-	i := len(s.ips)
+	i := int32(len(s.ips))
 	ip = strings.Clone(ip)
-	s.index[ip] = int32(i)
+	s.index[ip] = i
 	s.ips = append(s.ips, ip)
 	s.stats = append(s.stats, ipStat{})
-	s.markDirty(i)
+	s.seen = append(s.seen, false)
+	s.touch(i)
 	return &s.stats[i]
 }
 
-func (s *winState) markDirty(i int) {
-	c := i / chunkIPs
-	for len(s.dirty) <= c {
-		s.dirty = append(s.dirty, false)
+func (s *winState) touch(i int32) {
+	if !s.seen[i] {
+		s.seen[i] = true
+		s.touched = append(s.touched, i)
 	}
-	s.dirty[c] = true
+}
+
+// untouch forgets the changes (they were written).
+func (s *winState) untouch() {
+	for _, i := range s.touched {
+		s.seen[i] = false
+	}
+	s.touched = s.touched[:0]
 }
 
 func (s *winState) chunks() int { return max(1, (len(s.ips)+chunkIPs-1)/chunkIPs) }
