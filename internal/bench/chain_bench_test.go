@@ -21,6 +21,7 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
 	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
 	"github.com/shardwatch/shardwatch/pkg/processors/processortest"
+	"github.com/shardwatch/shardwatch/pkg/processors/window"
 	"github.com/shardwatch/shardwatch/pkg/records"
 	"github.com/shardwatch/shardwatch/pkg/sinks/dynamo"
 	"github.com/shardwatch/shardwatch/pkg/sinks/emf"
@@ -63,7 +64,7 @@ func (m *memDynamoDB) BatchWriteItem(_ context.Context, in *dynamodb.BatchWriteI
 		m.mu.Lock()
 		if m.units != nil {
 			for _, it := range its {
-				m.units[table+" "+resultOf(it.Attrs)] += math.Ceil(float64(itemSize(it.Attrs)) / 1024)
+				m.units[table+" "+resultOf(it.Attrs)] += math.Ceil(float64(window.ItemSize(it.Attrs)) / 1024)
 			}
 		}
 		m.mu.Unlock()

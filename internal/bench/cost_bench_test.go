@@ -15,43 +15,6 @@ import (
 	"github.com/shardwatch/shardwatch/pkg/records"
 )
 
-// itemSize approximates DynamoDB's item size: attribute names plus values.
-func itemSize(m map[string]types.AttributeValue) int {
-	n := 0
-	for k, v := range m {
-		n += len(k) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v types.AttributeValue) int {
-	switch x := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(x.Value)
-	case *types.AttributeValueMemberN:
-		return len(x.Value)/2 + 1
-	case *types.AttributeValueMemberB:
-		return len(x.Value)
-	case *types.AttributeValueMemberBOOL:
-		return 1
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range x.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		return 3 + itemSize(x.Value)
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, e := range x.Value {
-			n += len(e)
-		}
-		return n
-	}
-	return 1
-}
-
 // resultOf names an item's result: its first key attribute up to '#'.
 func resultOf(m map[string]types.AttributeValue) string {
 	for _, k := range []string{"pk", "event", "alarm", "customer_id"} {

@@ -22,7 +22,8 @@ var ErrBadField = fmt.Errorf("%w: field", window.ErrBadItem)
 // values. Names the runner writes (pk, sk, kind, shard, window_start,
 // window_end, pos, final, expires_at, merged, finals) are reserved.
 type Fields struct {
-	m map[string]types.AttributeValue
+	m   map[string]types.AttributeValue
+	err error // a packed item that does not unpack: every getter returns it
 }
 
 func newFields(m map[string]types.AttributeValue) *Fields { return &Fields{m: m} }
@@ -62,6 +63,9 @@ func (f *Fields) Has(name string) bool { _, ok := f.m[name]; return ok }
 
 // Int returns a number; a missing field is 0.
 func (f *Fields) Int(name string) (int64, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
 	v, ok := f.m[name]
 	if !ok {
 		return 0, nil
@@ -79,6 +83,9 @@ func (f *Fields) Int(name string) (int64, error) {
 
 // Str returns a string; a missing field is "".
 func (f *Fields) Str(name string) (string, error) {
+	if f.err != nil {
+		return "", f.err
+	}
 	v, ok := f.m[name]
 	if !ok {
 		return "", nil
@@ -92,6 +99,9 @@ func (f *Fields) Str(name string) (string, error) {
 
 // Bytes returns a binary value; a missing field is nil.
 func (f *Fields) Bytes(name string) ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
 	v, ok := f.m[name]
 	if !ok {
 		return nil, nil
@@ -105,6 +115,9 @@ func (f *Fields) Bytes(name string) ([]byte, error) {
 
 // Ints returns a list of numbers; a missing field is an error.
 func (f *Fields) Ints(name string) ([]int64, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
 	l, ok := f.m[name].(*types.AttributeValueMemberL)
 	if !ok {
 		return nil, fmt.Errorf("%w %s: missing number list", ErrBadField, name)
@@ -126,6 +139,9 @@ func (f *Fields) Ints(name string) ([]int64, error) {
 
 // Counts returns a map of names to numbers; a missing field is an error.
 func (f *Fields) Counts(name string) (map[string]int64, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
 	m, ok := f.m[name].(*types.AttributeValueMemberM)
 	if !ok {
 		return nil, fmt.Errorf("%w %s: missing", ErrBadField, name)
@@ -181,5 +197,10 @@ func equalValue(a, b types.AttributeValue) bool {
 var ErrIncompatible = errors.New("partial incompatible with the current settings")
 
 // FieldsOf wraps a stored item for a result reader (`consumer query`, the
-// dashboard) that decodes it with a plugin's own decoder.
-func FieldsOf(item map[string]types.AttributeValue) *Fields { return &Fields{m: item} }
+// dashboard) that decodes it with a plugin's own decoder, or an item
+// being built (the setters write into it). A packed partial (see pack.go)
+// reads as if it were not.
+func FieldsOf(item map[string]types.AttributeValue) *Fields {
+	m, err := unpack(item)
+	return &Fields{m: m, err: err}
+}

@@ -190,7 +190,7 @@ func (r *runner[S]) restore(ctx context.Context, t *tracker[S]) error {
 			t.windows.Restore(h.Start, zero, h.Pos, true)
 			continue
 		}
-		s, err := r.agg.Decode(newFields(it))
+		s, err := r.decode(it)
 		if errors.Is(err, ErrIncompatible) {
 			r.log.Warn("partial incompatible with the settings: window closed as restored",
 				zap.String("window", window.FormatTime(h.Start)), zap.Error(err))
@@ -359,11 +359,26 @@ func (r *runner[S]) partial(out processors.Emitter, t *tracker[S], w *window.Win
 		Start: w.Start, End: w.End, Pos: w.Covered, Final: final, ExpiresAt: r.expires(t, w.End),
 	}
 	attrs := hd.Attrs(16)
+	header := make(map[string]bool, len(attrs))
+	for k := range attrs {
+		header[k] = true
+	}
 	r.agg.Encode(w.State, newFields(attrs))
+	pack(attrs, header)
 	if out != nil {
 		out.Put(processors.Item{Table: r.table, Key: hd.PK + "|" + hd.SK, Attrs: attrs})
 	}
 	return &pending{own: attrs, hd: hd}
+}
+
+// decode decodes a partial item, packed or not.
+func (r *runner[S]) decode(attrs map[string]types.AttributeValue) (S, error) {
+	f := FieldsOf(attrs)
+	if f.err != nil {
+		var zero S
+		return zero, f.err
+	}
+	return r.agg.Decode(f)
 }
 
 // merge writes the global result of pd's window from every shard's
@@ -398,7 +413,7 @@ func (r *runner[S]) merge(ctx context.Context, out processors.Emitter, t *tracke
 	info := Info{Start: pd.hd.Start, End: pd.hd.End}
 	var acc S
 	for _, p := range parts {
-		s, err := r.agg.Decode(newFields(p.attrs))
+		s, err := r.decode(p.attrs)
 		switch {
 		case errors.Is(err, ErrIncompatible):
 			info.Skipped++
