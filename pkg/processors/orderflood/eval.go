@@ -122,11 +122,33 @@ func (p *processor) emitFrontier(out processors.Emitter, f frontier, writtenFrom
 	if !f.Idle {
 		p.tr.SetFloor(fromMS(f.At))
 	}
-	if f == p.sent || (!f.Idle && now.Sub(p.sentAt) < frontierEvery) {
+	if !p.frontierDue(f, now) {
 		return
 	}
 	out.Put(p.frontierItem(f, now))
 	p.sent, p.sentAt = f, now
+}
+
+// frontierDue reports whether f is worth a write now (at most every
+// frontierEvery, unless the shard goes idle): when what other shards
+// decide from it changes. Progress between order times decides nothing
+// new, so progress alone is written when it passes the newest order this
+// shard knows of (its own, or the fleet's as of its last evaluation), or
+// moved a second.
+func (p *processor) frontierDue(f frontier, now time.Time) bool {
+	s := p.sent
+	switch {
+	case f == s:
+		return false
+	case f.Idle:
+		return true
+	case now.Sub(p.sentAt) < frontierEvery:
+		return false
+	case s.Idle || f.WM != s.WM || f.First != s.First || f.At < s.At:
+		return true
+	}
+	newest := max(p.fleetWM, ms(p.ownLast))
+	return (s.At <= newest && f.At > newest) || f.At-s.At >= time.Second.Milliseconds()
 }
 
 func (p *processor) frontierItem(f frontier, now time.Time) processors.Item {
@@ -222,6 +244,7 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 			f = p.next
 		}
 		maxWM = max(maxWM, f.WM)
+		p.fleetWM = max(p.fleetWM, f.WM)
 		if f.First > 0 {
 			first = min(first, f.First)
 		}

@@ -136,6 +136,7 @@ type processor struct {
 	// Fleet-wide evaluation (eval.go): this shard's orders are decided
 	// once every shard's frontier has passed them.
 	next      frontier // last computed (this shard's own evaluation uses it)
+	fleetWM   int64    // newest order time (ms) of any shard, as last read
 	sent      frontier // last written
 	sentAt    time.Time
 	firstOpen time.Time // earliest order time of this lease not yet decided
@@ -704,7 +705,7 @@ func (p *processor) StateSize() int {
 func (p *processor) Urgent() bool {
 	now := p.env.Clock.Now()
 	return (p.pending && now.Sub(p.lastEval) >= p.evalEvery()) ||
-		(p.next != p.sent && now.Sub(p.sentAt) >= frontierEvery)
+		p.frontierDue(p.next, now)
 }
 
 // evalEvery spaces this shard's fleet-wide evaluations.
