@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"github.com/shardwatch/shardwatch/internal/config"
 	"github.com/shardwatch/shardwatch/pkg/processors"
 	"github.com/shardwatch/shardwatch/pkg/processors/botdetect"
 	"github.com/shardwatch/shardwatch/pkg/processors/builtin"
@@ -294,7 +295,7 @@ func runChain(b *testing.B, format records.Format, payloads [][]byte, mode uaCac
 // are checked. "recorded" inputs keep their own timing (the Zaker log has
 // ~4 records/s), so per-second and per-window costs (metric lines, partial
 // items) are shared by 250 times fewer records. Every chain runs with the
-// consumer's default flush_interval (5 s: one cadence flush per 20
+// consumer's default flush_interval (8 s: one cadence flush per 32
 // batches, plus the urgent flushes of windows closing and orders);
 // "warm-flush1s" and "warm-flush0" (a flush after every batch, the
 // default before issue 16) show what the cadence is worth.
@@ -346,8 +347,8 @@ func cached(name string, f func(testing.TB) [][]byte) func(testing.TB) [][]byte 
 // fullRate is a Kinesis shard's write limit in records per second.
 const fullRate = 1000
 
-// defaultFlush is the consumer's default flush_interval (internal/config).
-const defaultFlush = 5 * time.Second
+// defaultFlush is the consumer's default flush_interval.
+const defaultFlush = config.DefaultFlushInterval
 
 // Timestamps as the three formats write them: combined log
 // "[22/Jan/2019:03:56:16 +0330]", clickstream JSON RFC 3339 with

@@ -275,15 +275,15 @@ func TestDecoderSettings(t *testing.T) {
 	}
 }
 
-// flush_interval defaults to 5s, capped at half of failover_time; an
+// flush_interval defaults to 8s, capped at 4/5 of failover_time; an
 // explicit value (0 included) is kept.
 func TestFlushIntervalDefault(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want time.Duration
 	}{
-		{nil, 5 * time.Second},
-		{[]string{"--failover-time", "6s"}, 3 * time.Second},
+		{nil, DefaultFlushInterval},
+		{[]string{"--failover-time", "6s"}, 4800 * time.Millisecond},
 		{[]string{"--flush-interval", "0s"}, 0},
 		{[]string{"--flush-interval", "2s"}, 2 * time.Second},
 	} {
