@@ -122,6 +122,7 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.isLost() {
 		return
 	}
+	defer p.pace(time.Now(), len(in.Records), in.MillisBehindLatest)
 	p.w.metrics.behind(p.shardID, in.MillisBehindLatest)
 	if p.w.leases != nil && p.w.leases.Claimed(p.shardID) {
 		p.handOver(in.Checkpointer)
@@ -189,6 +190,30 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	seq := p.pending
 	p.checkpoint(in.Checkpointer, &seq)
+}
+
+// pace holds a caught-up shard's next GetRecords until poll_interval after
+// this batch arrived. The engine reads again at once after a poll that
+// returned records, so a shard with steady traffic spent its 5 calls a
+// second within ~200 ms and then slept out the second (its local TPS
+// limit): records waited up to a second to be read. Paced, a shard reads
+// every poll_interval (4 calls a second at 250 ms, one left for another
+// consumer), and a shard behind reads as fast as the limit allows.
+func (p *shardProcessor) pace(arrived time.Time, records int, behindMillis int64) {
+	poll := p.w.cfg.PollInterval
+	if records == 0 || behindMillis >= poll.Milliseconds() {
+		return // the engine waits poll_interval after an empty poll itself
+	}
+	wait := time.Until(arrived.Add(poll))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
 }
 
 // flushAudit writes the audit lines of the records whose results are now

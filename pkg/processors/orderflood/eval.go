@@ -125,6 +125,7 @@ func (p *processor) emitFrontier(out processors.Emitter, f frontier, writtenFrom
 	if !p.frontierDue(f, now) {
 		return
 	}
+	p.log.Debug("frontier", zap.Time("at", fromMS(f.At)), zap.Bool("idle", f.Idle), zap.Time("watermark", p.tr.Watermark()))
 	out.Put(p.frontierItem(f, now))
 	p.sent, p.sentAt = f, now
 }
@@ -270,6 +271,11 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 		w = min(w, maxWM+1)
 	case maxWM > 0:
 		w = min(w, maxWM-mod(maxWM, 1000)+1000)
+	}
+	if w <= p.ev.decided {
+		// Nothing new to decide: no other shard can have decided past w
+		// either, so the chain need not be read.
+		return w, nil
 	}
 	chain, err := st.Query(ctx, p.f.results, window.AttrPK, chainPK(cfg.Name), window.AttrSK, chainSK, chainSK)
 	if err != nil {

@@ -48,10 +48,12 @@ const (
 	// not yet decided, and frontierEvery the writes of its frontier
 	// (clock time): each costs a read or a write unit.
 	evalEvery     = time.Second
-	frontierEvery = 250 * time.Millisecond
+	frontierEvery = 100 * time.Millisecond
 	// evalEveryArrival: by arrival time a shard's frontier follows its
 	// poll, so an evaluation per poll decides an alarm within a second.
-	evalEveryArrival = 250 * time.Millisecond
+	// Below the poll interval: a poll cycle (wait, GetRecords, processing)
+	// must not fall a few milliseconds short and skip a poll.
+	evalEveryArrival = 100 * time.Millisecond
 	// evalSpan bounds the event time one evaluation decides (and loads).
 	evalSpan = 10 * time.Minute
 )
@@ -418,13 +420,17 @@ func (p *processor) Close(ctx context.Context, reason processors.Reason, out pro
 func (p *processor) emitPartials(out processors.Emitter, closed []*window.Window[*secState], now time.Time, ended bool) {
 	cfg, shard := &p.f.cfg, p.env.Shard.ShardID
 	changed := len(closed) > 0
-	// Seconds written now go out in this write, with no order among its
-	// items: the frontier must not pass them until a later write.
+	// Seconds whose counts changed go out in this write, with no order
+	// among its items: the frontier must not pass them until a later
+	// write. (A second closed unchanged is durable as it is: only its
+	// final flag is new.)
 	var writtenFrom time.Time
 	for _, w := range closed {
 		out.Put(partialItem(p.f.results, cfg.Name, shard, w.Start, w.Covered, true, later(w.Start, now).Add(cfg.PartialTTL), w.State))
 		p.ev.own[w.Start.Unix()] = w.State
-		writtenFrom = earliest(writtenFrom, w.Start)
+		if w.Dirty() {
+			writtenFrom = earliest(writtenFrom, w.Start)
+		}
 	}
 	for _, w := range p.tr.Open() {
 		if w.Dirty() {
@@ -614,6 +620,10 @@ func (p *processor) deliver(ctx context.Context, out processors.Emitter, a *Alar
 	if err := p.env.Publisher.Publish(ctx, []processors.Message{message(p.f.topic, a, body)}); err != nil {
 		return p.later(ctx, &p.unsent, a, body, statePublishing, now, err)
 	}
+	// Times from the alarm's time (its newest order): with time: arrival
+	// that is when Kinesis received it, so these are the alarm's latency.
+	p.log.Info("alarm published", zap.String("alarm", a.ID), zap.Time("time", a.Time), zap.Int64("orders", a.Orders),
+		zap.Duration("decided_after", a.DetectedAt.Sub(a.Time)), zap.Duration("published_after", p.env.Clock.Now().Sub(a.Time)))
 	return p.confirm(ctx, out, a, body)
 }
 
