@@ -203,7 +203,7 @@ func writeFixture(t *testing.T) string {
 	// one to close merges every final partial.
 	clk.Set(t0.Add(5 * time.Minute))
 	for _, p := range pipes {
-		if err := p.Tick(ctx); err != nil {
+		if err := p.Tick(ctx, true); err != nil {
 			t.Fatal(err)
 		}
 	}

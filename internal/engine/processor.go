@@ -148,7 +148,7 @@ func (p *shardProcessor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.w.metrics.recordsIn(p.shardID, len(p.raws))
 	}
 	if len(good) == 0 {
-		err = p.pipe.Tick(p.ctx)
+		err = p.pipe.Tick(p.ctx, len(in.Records) == 0 && in.MillisBehindLatest == 0)
 	} else {
 		err = p.pipe.Process(p.ctx, good)
 	}

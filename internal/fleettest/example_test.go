@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,10 +18,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shardwatch/shardwatch/internal/testenv"
@@ -34,17 +34,7 @@ import (
 // DynamoDB units it consumed per table.
 func TestExampleConfigLiveAlarm(t *testing.T) {
 	e := newEnv(t, 4)
-	if out, err := exec.Command(consumerBin, "setup", "--app", e.app).CombinedOutput(); err != nil {
-		t.Fatalf("consumer setup: %v\n%s", err, out)
-	}
-	for _, suffix := range []string{"-results", "-alarms", "-counters", "-deadletter", "-orders"} {
-		table := e.app + suffix
-		t.Cleanup(func() {
-			e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-		})
-	}
-	topic := testenv.TopicARN(e.app + "-alarms")
-	queue := testenv.SubscribeQueue(t, topic)
+	topic, queue := e.setup()
 	cfg := e.exampleConfig(t, topic)
 	w1, w2 := e.start(cfg, "w1"), e.start(cfg, "w2")
 
@@ -70,7 +60,7 @@ func TestExampleConfigLiveAlarm(t *testing.T) {
 		}
 		out, err := e.ddb.Query(context.Background(), &dynamodb.QueryInput{
 			TableName: aws.String(e.app + "-results"), KeyConditionExpression: aws.String("pk = :pk"),
-			ExpressionAttributeValues: map[string]dbtypes.AttributeValue{":pk": &dbtypes.AttributeValueMemberS{Value: "orders#order-flood#frontier"}},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": &ddbtypes.AttributeValueMemberS{Value: "orders#order-flood#frontier"}},
 		})
 		return err == nil && len(out.Items) == 4
 	})
@@ -89,22 +79,19 @@ func TestExampleConfigLiveAlarm(t *testing.T) {
 		t.Fatalf("put orders: %v (%d failed)", err, aws.ToInt32(res.FailedRecordCount))
 	}
 
+	// The alarm as the SQL reads it, from the arrival times Kinesis gave
+	// the orders (one put stamps them within a few milliseconds, not at
+	// once): the first arrival time whose 15 s window holds 30 orders.
+	wantTime, wantOrders := firstBreach(arrivals(t, e, res), 15*time.Second, 30)
+
 	var alarm struct {
-		Orders int64  `json:"orders"`
-		Shards int    `json:"shards"`
-		Text   string `json:"text"`
+		Time   time.Time `json:"time"`
+		Orders int64     `json:"orders"`
+		Shards int       `json:"shards"`
+		Text   string    `json:"text"`
 	}
 	latency := waitFor(t, 2*time.Minute, "the alarm on SQS", func() bool {
-		out, err := testenv.SQS(t).ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range out.Messages {
-			var structure map[string]string
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &structure); err != nil {
-				t.Fatalf("message %q: %v", aws.ToString(m.Body), err)
-			}
-			// goaws delivers the whole MessageStructure document (see orders_test.go).
+		for _, structure := range receiveAlarms(t, queue) {
 			if err := json.Unmarshal([]byte(structure["sqs"]), &alarm); err != nil {
 				t.Fatalf("sqs entry %q: %v", structure["sqs"], err)
 			}
@@ -113,8 +100,9 @@ func TestExampleConfigLiveAlarm(t *testing.T) {
 		return false
 	})
 	t.Logf("put to alarm on SQS: %s (polled every 100 ms); %s", latency, alarm.Text)
-	if alarm.Orders != burst || alarm.Shards < 2 {
-		t.Errorf("alarm counts %d orders on %d shards; want all %d, on several shards", alarm.Orders, alarm.Shards, burst)
+	if !alarm.Time.Equal(wantTime) || alarm.Orders != wantOrders || alarm.Shards < 2 {
+		t.Errorf("alarm at %s counts %d orders on %d shards; offline from the arrival times: %s, %d orders, on several shards",
+			alarm.Time, alarm.Orders, alarm.Shards, wantTime, wantOrders)
 	}
 
 	// What each worker consumed, per table, as operators see it.
@@ -139,6 +127,24 @@ func TestExampleConfigLiveAlarm(t *testing.T) {
 	}
 }
 
+// setup runs `consumer setup` for the app (tables, alarm topic), deletes
+// the tables when the test ends, and subscribes a queue to the topic.
+func (e *env) setup() (topic, queueURL string) {
+	t := e.t
+	t.Helper()
+	if out, err := exec.Command(consumerBin, "setup", "--app", e.app).CombinedOutput(); err != nil {
+		t.Fatalf("consumer setup: %v\n%s", err, out)
+	}
+	for _, suffix := range []string{"-results", "-alarms", "-counters", "-deadletter", "-orders"} {
+		table := e.app + suffix
+		t.Cleanup(func() {
+			e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+		})
+	}
+	topic = testenv.TopicARN(e.app + "-alarms")
+	return topic, testenv.SubscribeQueue(t, topic)
+}
+
 // putQuiet puts n clickstream hits with random keys; errors (the test
 // ending) are ignored: it only keeps every shard's traffic going.
 func (e *env) putQuiet(ctx context.Context, n int, tag string) {
@@ -150,6 +156,71 @@ func (e *env) putQuiet(ctx context.Context, n int, tag string) {
 		entries[i] = types.PutRecordsRequestEntry{Data: []byte(hit), PartitionKey: aws.String(strconv.Itoa(rand.IntN(1 << 30)))}
 	}
 	_, _ = e.kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries})
+}
+
+// arrivals returns the Kinesis arrival times of the records res put.
+func arrivals(t *testing.T, e *env, res *kinesis.PutRecordsOutput) []time.Time {
+	t.Helper()
+	want := map[string]bool{} // sequence numbers
+	first := map[string]string{}
+	for _, r := range res.Records {
+		shard, seq := aws.ToString(r.ShardId), aws.ToString(r.SequenceNumber)
+		want[seq] = true
+		if f, ok := first[shard]; !ok || len(seq) < len(f) || (len(seq) == len(f) && seq < f) {
+			first[shard] = seq
+		}
+	}
+	var out []time.Time
+	for shard, seq := range first {
+		it, err := e.kc.GetShardIterator(context.Background(), &kinesis.GetShardIteratorInput{StreamName: aws.String(e.stream),
+			ShardId: aws.String(shard), ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(seq)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iter := it.ShardIterator
+		for found := 0; iter != nil; {
+			got, err := e.kc.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range got.Records {
+				if want[aws.ToString(r.SequenceNumber)] {
+					out = append(out, aws.ToTime(r.ApproximateArrivalTimestamp))
+					found++
+				}
+			}
+			if len(got.Records) == 0 || len(out) == len(want) {
+				break
+			}
+			iter = got.NextShardIterator
+		}
+	}
+	if len(out) != len(want) {
+		t.Fatalf("read back %d of the %d orders put", len(out), len(want))
+	}
+	return out
+}
+
+// firstBreach returns the first of times (as SQL RANGE reads them: peers
+// at one millisecond count together) whose window [t-width, t] holds at
+// least threshold times, and how many it holds.
+func firstBreach(times []time.Time, width time.Duration, threshold int64) (time.Time, int64) {
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	for i, t := range times {
+		if i+1 < len(times) && times[i+1].Equal(t) {
+			continue // the last of its peers counts them all
+		}
+		var n int64
+		for _, u := range times[:i+1] {
+			if !u.Before(t.Add(-width)) {
+				n++
+			}
+		}
+		if n >= threshold {
+			return t, n
+		}
+	}
+	return time.Time{}, 0
 }
 
 // exampleConfig writes deploy/consumer.example.yaml with this stream, app,

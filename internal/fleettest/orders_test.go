@@ -2,7 +2,6 @@ package fleettest
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -167,18 +166,7 @@ func TestOrderFloodAgentJSON(t *testing.T) {
 
 func replayOrders(t *testing.T, csv, format string, want []flood) {
 	e := newEnv(t, 4)
-	setup := exec.Command(consumerBin, "setup", "--app", e.app)
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("consumer setup: %v\n%s", err, out)
-	}
-	for _, suffix := range []string{"-results", "-alarms", "-counters", "-deadletter", "-orders"} {
-		table := e.app + suffix
-		t.Cleanup(func() {
-			e.ddb.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-		})
-	}
-	topic := testenv.TopicARN(e.app + "-alarms")
-	queue := testenv.SubscribeQueue(t, topic)
+	topic, queue := e.setup()
 	// One PutRecords in flight keeps each shard's records in event-time
 	// order at full speed (parallel puts reorder them by hours of event
 	// time, beyond any grace: those records would count as late).
@@ -206,17 +194,7 @@ func replayOrders(t *testing.T, csv, format string, want []flood) {
 	// short text for SMS and e-mail in the same publish.
 	msgs := map[string]int{}
 	waitFor(t, time.Minute, "one message per alarm", func() bool {
-		out, err := testenv.SQS(t).ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range out.Messages {
-			var structure map[string]string
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &structure); err != nil {
-				t.Fatalf("message %q: %v", aws.ToString(m.Body), err)
-			}
-			// goaws delivers the whole MessageStructure json document to a
-			// raw SQS subscriber; SNS would deliver its "sqs" entry.
+		for _, structure := range receiveAlarms(t, queue) {
 			var a struct {
 				Period  string `json:"period"`
 				Text    string `json:"text"`
@@ -230,7 +208,6 @@ func replayOrders(t *testing.T, csv, format string, want []flood) {
 				t.Errorf("sms %q, email %q, alarm text %q", sms, structure["email"], a.Text)
 			}
 			msgs[a.Period]++
-			testenv.SQS(t).DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle})
 		}
 		return len(msgs) >= len(want)
 	})
@@ -241,9 +218,13 @@ func replayOrders(t *testing.T, csv, format string, want []flood) {
 	}
 
 	// The history per day, through the CLI.
-	out, err := exec.Command(consumerBin, "query", "alarms", "--app", e.app, "--by", "day", "--json").CombinedOutput()
+	// The JSON is on stdout; stderr may carry the SDK's warnings.
+	var stderr strings.Builder
+	query := exec.Command(consumerBin, "query", "alarms", "--app", e.app, "--by", "day", "--json")
+	query.Stderr = &stderr
+	out, err := query.Output()
 	if err != nil {
-		t.Fatalf("consumer query alarms: %v\n%s", err, out)
+		t.Fatalf("consumer query alarms: %v\n%s%s", err, out, stderr.String())
 	}
 	type total struct {
 		Bucket    string    `json:"bucket"`
@@ -319,4 +300,25 @@ func diffFloods(want, got []flood) string {
 		return out
 	}
 	return cmp.Diff(str(want), str(got))
+}
+
+// receiveAlarms receives the alarm messages waiting on queue and deletes
+// them: each one's MessageStructure document (goaws delivers the whole
+// document to a raw SQS subscriber; SNS would deliver its "sqs" entry).
+func receiveAlarms(t *testing.T, queue string) []map[string]string {
+	t.Helper()
+	out, err := testenv.SQS(t).ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue), MaxNumberOfMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []map[string]string
+	for _, m := range out.Messages {
+		var structure map[string]string
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &structure); err != nil {
+			t.Fatalf("message %q: %v", aws.ToString(m.Body), err)
+		}
+		docs = append(docs, structure)
+		testenv.SQS(t).DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle})
+	}
+	return docs
 }

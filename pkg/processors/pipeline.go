@@ -316,22 +316,33 @@ func (p *ShardPipeline) flushDue() bool {
 	return p.cfg.FlushInterval <= 0 || p.cfg.Clock.Now().Sub(p.lastFlush) >= p.cfg.FlushInterval
 }
 
-// Tick lets processors close windows while the shard is idle and writes
-// what they emit.
-func (p *ShardPipeline) Tick(ctx context.Context) error {
+// Tick serves a poll without records to process: processors close
+// windows on the clock and flush when due or urgent, and what they emit
+// is written. caughtUp says the poll found the shard read to its end
+// (processors implementing CaughtUp are told).
+func (p *ShardPipeline) Tick(ctx context.Context, caughtUp bool) error {
 	if p.closed {
 		return errors.New("pipeline closed")
 	}
 	p.dls = p.dls[:0]
 	p.out.reset()
-	if !p.flushDue() {
-		return nil
+	if caughtUp {
+		now := p.cfg.Clock.Now()
+		for _, inst := range p.insts {
+			if c, ok := inst.(CaughtUp); ok {
+				c.CaughtUp(now)
+			}
+		}
 	}
-	if err := p.flushAll(ctx); err != nil {
+	if p.flushDue() {
+		if err := p.flushAll(ctx); err != nil {
+			return err
+		}
+		p.dirty = false
+		p.lastFlush = p.cfg.Clock.Now()
+	} else if err := p.flushUrgent(ctx); err != nil {
 		return err
 	}
-	p.dirty = false
-	p.lastFlush = p.cfg.Clock.Now()
 	return p.write(ctx)
 }
 

@@ -143,6 +143,15 @@ type Urgent interface {
 	Urgent() bool
 }
 
+// CaughtUp is implemented by processors that track how far their shard
+// has been read: the pipeline calls CaughtUp when a poll found nothing
+// newer than what was processed (Kinesis reported the shard caught up),
+// with the clock time of that poll. Every record that arrived before then
+// (give or take Kinesis' visibility lag) has been read.
+type CaughtUp interface {
+	CaughtUp(now time.Time)
+}
+
 // Factory builds a processor for a newly leased shard. Start-up work that
 // reads state (restoring partials) happens here, bounded by ctx.
 type Factory func(ctx context.Context, env Env) (Processor, error)

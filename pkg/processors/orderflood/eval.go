@@ -69,9 +69,12 @@ func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 // frontierNow returns this shard's frontier at clock time now.
 //
 // By arrival time a shard's watermark follows every record it reads
-// (arrival times only grow within a shard), and a shard whose orders are
-// all decided holds nothing back: an order it reads later arrived after
-// the fleet's newest one, or within Grace of it.
+// (arrival times only grow within a shard) and every poll that found it
+// caught up (CaughtUp). A shard whose orders are all decided and that has
+// read to within Grace of the clock holds nothing back: an order it reads
+// later arrives within Grace, before any other shard's frontier passes
+// it. A shard further behind (a backlog, a stall) holds the fleet at its
+// watermark minus Grace, as one with orders does.
 func (p *processor) frontierNow(now time.Time, ended bool) frontier {
 	cfg := &p.f.cfg
 	f := frontier{WM: ms(p.ownLast), First: ms(p.firstOpen)}
@@ -84,7 +87,13 @@ func (p *processor) frontierNow(now time.Time, ended bool) frontier {
 	case ended:
 		f.Idle = true
 		return f
-	case len(open) == 0 && (now.Sub(idleSince) >= cfg.Idle || (cfg.Time == TimeArrival && !p.pending)):
+	case len(open) == 0 && cfg.Time == TimeArrival:
+		// Not the clock: a shard with a backlog reads no orders for a while.
+		f.Idle = !p.pending && now.Sub(p.tr.Watermark()) <= cfg.Grace
+		if f.Idle {
+			return f
+		}
+	case len(open) == 0 && now.Sub(idleSince) >= cfg.Idle:
 		f.Idle = true
 		return f
 	}

@@ -620,10 +620,12 @@ func (p *processor) deliver(ctx context.Context, out processors.Emitter, a *Alar
 	if err := p.env.Publisher.Publish(ctx, []processors.Message{message(p.f.topic, a, body)}); err != nil {
 		return p.later(ctx, &p.unsent, a, body, statePublishing, now, err)
 	}
-	// Times from the alarm's time (its newest order): with time: arrival
-	// that is when Kinesis received it, so these are the alarm's latency.
-	p.log.Info("alarm published", zap.String("alarm", a.ID), zap.Time("time", a.Time), zap.Int64("orders", a.Orders),
-		zap.Duration("decided_after", a.DetectedAt.Sub(a.Time)), zap.Duration("published_after", p.env.Clock.Now().Sub(a.Time)))
+	fields := []zap.Field{zap.String("alarm", a.ID), zap.Time("time", a.Time), zap.Int64("orders", a.Orders)}
+	if p.f.cfg.Time == TimeArrival {
+		// From the newest order's arrival at Kinesis: the alarm's latency.
+		fields = append(fields, zap.Duration("decided_after", a.DetectedAt.Sub(a.Time)), zap.Duration("published_after", p.env.Clock.Now().Sub(a.Time)))
+	}
+	p.log.Info("alarm published", fields...)
 	return p.confirm(ctx, out, a, body)
 }
 
@@ -716,6 +718,14 @@ func (p *processor) Urgent() bool {
 	now := p.env.Clock.Now()
 	return (p.pending && now.Sub(p.lastEval) >= p.evalEvery()) ||
 		p.frontierDue(p.next, now)
+}
+
+// CaughtUp implements processors.CaughtUp: by arrival time, a poll that
+// found the shard read to its end moves the watermark to the clock.
+func (p *processor) CaughtUp(now time.Time) {
+	if p.f.cfg.Time == TimeArrival && !p.closed {
+		p.tr.Advance(now.UTC())
+	}
 }
 
 // evalEvery spaces this shard's fleet-wide evaluations.

@@ -100,7 +100,7 @@ type lease struct {
 
 func newLease(t *testing.T, f processors.Factory, store *processortest.Store, clock *processortest.Clock, shard string) *lease {
 	t.Helper()
-	h := &processortest.Harness{Factory: f, Store: store, Clock: clock,
+	h := &processortest.Harness{Factory: f, Store: store, Clock: clock, Logger: testLogger,
 		Shard: processors.Shard{Stream: "stream", ShardID: shard, WorkerID: "worker-" + shard[len(shard)-1:]}}
 	p, err := h.Start(t.Context())
 	if err != nil {
@@ -544,5 +544,49 @@ func TestArrivalDecidesWithinAPoll(t *testing.T) {
 	t.Logf("alarm decided %s after its orders", lag)
 	if lag > cfg.Grace+4*poll {
 		t.Errorf("alarm decided %s after its orders, want <= grace + 4 polls (%s)", lag, cfg.Grace+4*poll)
+	}
+}
+
+// TestArrivalLaggingShardHoldsBack: a shard reading 3 s behind the clock
+// (a backlog) holds the fleet back although it has no orders yet, so its
+// share of a burst is counted: one alarm with every order. An idle shard
+// that reads nothing (each poll finds it caught up) holds nothing back.
+func TestArrivalLaggingShardHoldsBack(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Time, cfg.Grace = TimeArrival, 500*time.Millisecond
+	f := newFactory(t, cfg)
+	store, clock := processortest.NewStore(), clockAt(0)
+	current := newLease(t, f, store, clock, "shardId-000000000001")
+	lagging := newLease(t, f, store, clock, "shardId-000000000002")
+	quiet := newLease(t, f, store, clock, "shardId-000000000003")
+	const poll, lag = 250 * time.Millisecond, 3 * time.Second
+	put := clock.Now().Add(10*time.Second + 130*time.Millisecond)
+	burst := orders(40, 0, 1, "A")
+	for i := range burst {
+		burst[i].Time = put
+	}
+	// read returns what a shard reading `behind` the clock gets this poll.
+	read := func(now time.Time, behind time.Duration, orders []records.Record) []records.Record {
+		upTo := now.Add(-behind)
+		recs := []records.Record{{Kind: records.KindHit, Time: upTo.Add(-poll + 10*time.Millisecond)}}
+		if !put.After(upTo) && put.After(upTo.Add(-poll)) {
+			recs = append(recs, orders...)
+		}
+		return append(recs, records.Record{Kind: records.KindHit, Time: upTo.Add(-10 * time.Millisecond)})
+	}
+	for clock.Now().Before(put.Add(lag + 5*time.Second)) {
+		clock.Advance(poll)
+		now := clock.Now()
+		current.batch(read(now, 0, burst[:20]))
+		lagging.batch(read(now, lag, burst[20:]))
+		quiet.p.(processors.CaughtUp).CaughtUp(now) // an empty poll at the end of its shard
+		quiet.flush()
+	}
+	msgs := append(append(current.msgs, lagging.msgs...), quiet.msgs...)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	if a := alarmOf(t, msgs[0]); !a.Time.Equal(put) || a.Orders != 40 || a.Shards != 2 {
+		t.Errorf("alarm at %s: %d orders on %d shards; want %s, all 40 on 2", a.Time, a.Orders, a.Shards, put)
 	}
 }
