@@ -27,10 +27,17 @@ const attrPacked = "fields" + window.Zipped
 func pack(attrs map[string]types.AttributeValue, header map[string]bool) {
 	plain := window.ItemSize(attrs)
 	fields := make(map[string]types.AttributeValue, len(attrs)-len(header))
+	binary := 0 // already compact (deflated lists): packing does not shrink it
 	for k, v := range attrs {
 		if !header[k] {
 			fields[k] = v
+			if b, ok := v.(*types.AttributeValueMemberB); ok {
+				binary += len(b.Value)
+			}
 		}
+	}
+	if units := (plain + 1023) / 1024; units == 1 || binary >= (units-1)*1024 {
+		return // no unit to save: spare the deflate (it runs on every flush)
 	}
 	z := window.Deflate(string(appendValue(nil, &types.AttributeValueMemberM{Value: fields})))
 	packed := plain - window.ItemSize(fields) + len(attrPacked) + len(z)
