@@ -40,26 +40,21 @@ func (c Check) Verdict() string {
 // why explains each budget when it is missed: what the profiles of the
 // benchmarks and the end-to-end run show, not guesses.
 var why = map[string]string{
-	"chain-warm": "about 40% of it is per flush, not per record: with a flush after every 250-record batch each " +
-		"processor re-encodes its partial items for the open windows (top-N re-selects and re-encodes up to 250 " +
-		"candidates; botdetect, counters and histogram re-encode their state) and the EMF sink formats the " +
-		"per-second metrics, writing a count of n as n samples, each through strconv.AppendFloat. With " +
-		"flush_interval 1s the same chain costs ~25% less (`zaker/full/warm-flush1s`). The per-record rest is " +
-		"decoding (~0.35 us for the Zaker log's long lines) and the processors' window bookkeeping " +
-		"(window.Tracker.Add, once per record and processor). Issue 6 removed about a quarter of the cost; the " +
-		"next ~20% are in code of other owners (see \"Where the time goes\").",
+	"chain-warm": "at the default cadence (a flush every 8 s, 8,000 records of a busy shard) nearly all of it is " +
+		"per record: decoding (~0.35 us for the Zaker log's long lines on a quiet machine), the User-Agent " +
+		"lookup, window.Tracker.Add once per record and processor, and each processor's own work; " +
+		"`zaker/full/warm-flush0` shows what a flush per batch adds. The figure moves with the shared " +
+		"machine's load (unchanged code has measured 1.5-2.2 us here): compare builds alternated in one " +
+		"session (docs/performance.md, DynamoDB cost).",
 	"chain-cold": "the cold cache adds ~0.15 us per record (273 distinct User-Agents in 10,000 lines); the rest is the warm chain's cost.",
 	"allocs":     "the allocations left are the items every flush emits and one string per record that needs unescaping.",
 	"crawler":    "a User-Agent the fast matcher cannot decide takes crawlerdetect's full regular expression.",
 	"hit":        "the log has more distinct User-Agents than the cache holds.",
 	"overhead": "both workers spend most of their CPU per record in the AWS SDK (GetRecords over HTTP, JSON and " +
-		"base64 decoding, request signing: see the consumer's profile), so the pipeline's ~1.5 us per record is " +
-		"a small part; what shardwatch adds is mostly per batch: at this rate a shard's polls return ~100-150 " +
-		"records and every batch costs a flush whose partial items go to DynamoDB in a BatchWriteItem call, EMF " +
-		"metric lines and a fenced conditional checkpoint. With flush_interval 1s (one flush and checkpoint per " +
-		"second and shard) one run measured +1% over the baseline, and alarms 0.3-0.5 s later. The ratio moves " +
-		"between sessions on this machine (three sessions: +18% to +40%): the consumer waits for DynamoDB Local " +
-		"on every batch, and when the shared machine is busy it falls behind and pays for larger batches.",
+		"base64 decoding, request signing: see the consumer's profile); the difference is the pipeline itself " +
+		"(decoding and every built-in processor, 1.5-2 us per record, see the full chain), not its writes: " +
+		"since issue 16 a shard flushes and checkpoints once per 8 s, and orderflood flushes on its own only " +
+		"while orders are undecided. The ratio moves between sessions on this machine (+16% to +40%).",
 	"rss": "at the start the engine and the SDK allocate their per-shard buffers; see the heap profile.",
 	"rss-max": "draining a backlog, every shard's poll returns up to max_records (default 10,000) records: the " +
 		"SDK's decoded response (its base64-decoded payloads are the largest item of the heap profile) and the " +
@@ -67,13 +62,11 @@ var why = map[string]string{
 		"before a collection (GOGC=100). The counting baseline holds the responses too, but nothing else. " +
 		"max_records 2,000 (still above a real shard's 2 MB/s read limit at 5 polls/s) or GOMEMLIMIT in the task " +
 		"definition bound it.",
-	"alarm": "the p99 of a few dozen alarms is their slowest one: here 22 of 24 alarms took at most ~1 s " +
-		"(median 0.25-0.43 s) and 2 took 2.1 s. An alarm fires when a shard's flush sees every shard's share of " +
-		"the burst; two shards flushing at the same moment each miss the other's partial and the alarm waits for " +
-		"the re-check at a later flush, which the engine (vmware-go-kcl-v2) can postpone by up to a second: it " +
-		"allows a shard 5 GetRecords calls per second and sleeps out the rest of the second (the same limit " +
-		"gives both consumers a put-to-result p99 of ~0.75-0.8 s). That is the likely cause of the 2.1 s alarms; " +
-		"the runs do not record which shard raised them.",
+	"alarm": "the p99 of a few dozen alarms is their slowest one. With time: arrival an alarm is decided " +
+		"once every shard has read `grace` (500 ms) past the orders and written its frontier: grace plus about " +
+		"two poll cycles, a median of ~1.1-1.2 s here. The slowest (~2 s) wait for a shard whose poll loop was " +
+		"busy at that moment (a cadence flush of every processor, a global merge): the engine reads and " +
+		"processes a shard on one goroutine. Deciding off that loop, or a smaller grace, are the next steps.",
 }
 
 // Checks evaluates every budget of issue 6 against what was measured.
