@@ -146,6 +146,7 @@ type ShardPipeline struct {
 	procs   []Named
 	insts   []Processor
 	urgent  []Urgent // per instance; nil when it does not implement Urgent
+	flushed []bool   // per instance, flushAll's scratch
 	out     batchEmitter
 	recs    []records.Record
 	dls     []DeadLetter
@@ -346,8 +347,38 @@ func (p *ShardPipeline) Tick(ctx context.Context, caughtUp bool) error {
 	return p.write(ctx)
 }
 
+// flushAll flushes every processor. Those with an urgent result go first
+// and their output is written at once: the others' flushes (global merges
+// when windows close) must not hold an alarm or a frontier back.
 func (p *ShardPipeline) flushAll(ctx context.Context) error {
+	done := p.flushed[:0]
+	urgent := false
+	for i, u := range p.urgent {
+		first := u != nil && u.Urgent()
+		done = append(done, first)
+		if !first {
+			continue
+		}
+		urgent = true
+		if err := p.insts[i].Flush(ctx, &p.out); err != nil {
+			return fmt.Errorf("shard %s: flush processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
+		}
+	}
+	p.flushed = done
+	if urgent && len(p.insts) > 1 {
+		if p.out.err != nil {
+			return p.out.err
+		}
+		if err := p.write(ctx); err != nil {
+			return err
+		}
+		p.out.reset()
+		p.dls = p.dls[:0]
+	}
 	for i, inst := range p.insts {
+		if done[i] {
+			continue
+		}
 		if err := inst.Flush(ctx, &p.out); err != nil {
 			return fmt.Errorf("shard %s: flush processor %s: %w", p.shard.ShardID, p.procs[i].Name, err)
 		}

@@ -66,7 +66,8 @@ var why = map[string]string{
 		"once every shard has read `grace` (500 ms) past the orders and written its frontier: grace plus about " +
 		"two poll cycles, a median of ~1.1-1.2 s here. The slowest (~2 s) wait for a shard whose poll loop was " +
 		"busy at that moment (a cadence flush of every processor, a global merge): the engine reads and " +
-		"processes a shard on one goroutine. Deciding off that loop, or a smaller grace, are the next steps.",
+		"processes a shard on one goroutine. A cadence flush now writes urgent processors' output first; " +
+		"deciding off that loop, or a smaller grace, are the next steps.",
 }
 
 // Checks evaluates every budget of issue 6 against what was measured.
