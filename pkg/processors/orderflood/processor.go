@@ -95,7 +95,7 @@ func NewFactory(cfg Config, app processors.AppInfo) (processors.Factory, error) 
 		dims:       []processors.Dim{{Name: "Alarm", Value: cfg.Name}},
 		windowMS:   cfg.Window.Milliseconds(),
 		triggerMS:  cfg.TriggerWindow.Milliseconds(),
-		msFrontier: cfg.Mode == ModeGlobal,
+		msFrontier: cfg.Mode == ModeGlobal && cfg.Time == TimeArrival,
 	}
 	if cfg.Path != "" {
 		re, err := regexp.Compile(cfg.Path)
@@ -116,8 +116,10 @@ type factory struct {
 	dims            []processors.Dim
 	windowMS        int64 // window in milliseconds
 	triggerMS       int64 // trigger window in milliseconds
-	// msFrontier: frontiers move by the millisecond (global counts are
-	// exact to it), not by the second (keyed counts are per second).
+	// msFrontier: frontiers move by the millisecond (global counts by
+	// arrival time, where they must follow each poll), not by the second
+	// (keyed counts are per second; by event time a record is late only
+	// once its second closed, as the offline rule counts).
 	msFrontier bool
 }
 
