@@ -233,6 +233,13 @@ func (p *ShardPipeline) Process(ctx context.Context, batch []Raw) error {
 		p.lastSeq = batch[len(batch)-1].Meta.SequenceNumber
 		p.dirty = true
 	}
+	return p.flushAndWrite(ctx)
+}
+
+// flushAndWrite flushes every processor when the cadence is due (the
+// results are then durable), else only the urgent ones, and writes what
+// they emitted.
+func (p *ShardPipeline) flushAndWrite(ctx context.Context) error {
 	if p.flushDue() {
 		if err := p.flushAll(ctx); err != nil {
 			return err
@@ -335,16 +342,7 @@ func (p *ShardPipeline) Tick(ctx context.Context, caughtUp bool) error {
 			}
 		}
 	}
-	if p.flushDue() {
-		if err := p.flushAll(ctx); err != nil {
-			return err
-		}
-		p.dirty = false
-		p.lastFlush = p.cfg.Clock.Now()
-	} else if err := p.flushUrgent(ctx); err != nil {
-		return err
-	}
-	return p.write(ctx)
+	return p.flushAndWrite(ctx)
 }
 
 // flushAll flushes every processor. Those with an urgent result go first

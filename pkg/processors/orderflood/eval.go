@@ -254,7 +254,6 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 			f = p.next
 		}
 		maxWM = max(maxWM, f.WM)
-		p.fleetWM = max(p.fleetWM, f.WM)
 		if f.First > 0 {
 			first = min(first, f.First)
 		}
@@ -262,6 +261,7 @@ func (p *processor) fleet(ctx context.Context) (int64, error) {
 			w = min(w, f.At)
 		}
 	}
+	p.fleetWM = max(p.fleetWM, maxWM)
 	// An open shard no worker has started yet may hold any order time.
 	if p.env.Shards != nil {
 		ids, err := p.env.Shards(ctx)
