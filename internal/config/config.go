@@ -307,6 +307,12 @@ func setScalar(s scalar, v string) error {
 // lever on DynamoDB cost (docs/performance.md, DynamoDB cost).
 const DefaultFlushInterval = 8 * time.Second
 
+// RenewInterval is how often the engine asks to renew a lease: often
+// (failover_time/6, several retries before the lease expires), as a lease
+// checkpointed in the last failover_time/2 is not written again
+// (pkg/checkpoint RenewAfter).
+func (c *Consumer) RenewInterval() time.Duration { return c.FailoverTime / 6 }
+
 // flushAuto marks flush_interval as not set: DefaultFlushInterval, capped.
 const flushAuto = -1
 

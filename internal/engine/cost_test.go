@@ -54,7 +54,7 @@ func TestCoordinationCost(t *testing.T) {
 		kc := kinesis.New(baseK.Options(), cache.Options, func(o *kinesis.Options) { o.APIOptions = append(o.APIOptions, m.kcalls.APIOption) })
 		ddb := dynamodb.New(baseD.Options(), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, m.dcalls.APIOption) })
 		store, err := checkpoint.New(t.Context(), checkpoint.Config{
-			TableName: table, WorkerID: id, StreamName: stream, FailoverTime: def.FailoverTime, RenewInterval: def.FailoverTime / 6, // as pkg/consumer
+			TableName: table, WorkerID: id, StreamName: stream, FailoverTime: def.FailoverTime, RenewInterval: def.RenewInterval(),
 		}, checkpoint.Deps{DynamoDB: ddb, Shards: kc})
 		if err != nil {
 			t.Fatal(err)

@@ -125,13 +125,11 @@ func (c *cli) runWorker(ctx context.Context, args []string, getenv func(string) 
 	storeCtx, cancelStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelStore()
 	leaseCfg := checkpoint.Config{
-		TableName:    cfg.Tables.Leases,
-		WorkerID:     cfg.WorkerID,
-		StreamName:   cfg.Stream,
-		FailoverTime: cfg.FailoverTime,
-		// Asked often, written rarely: a lease checkpointed in the last
-		// failover_time/2 is not renewed (pkg/checkpoint).
-		RenewInterval: cfg.FailoverTime / 6,
+		TableName:     cfg.Tables.Leases,
+		WorkerID:      cfg.WorkerID,
+		StreamName:    cfg.Stream,
+		FailoverTime:  cfg.FailoverTime,
+		RenewInterval: cfg.RenewInterval(),
 		MaxLeases:     cfg.MaxLeases,
 		// SnapshotTTL: the default (1 s), refreshed by leases.Run on its
 		// own cadence, whatever the pass rate.
